@@ -1,0 +1,98 @@
+"""The contract both model families honour.
+
+`model(waveforms, lengths) -> logits`: raw 16 kHz waveforms (B, T), zero-padded on the right,
+with each clip's valid length in samples; `softmax(logits)` are the language probabilities.
+`model.embed(waveforms, lengths)` gives the utterance embedding the classifier reads.
+Every clip in a padded batch gets exactly what it gets alone.
+"""
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+
+def _shorten(keys: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(sorted(keys)[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+class LanguageIdModel(nn.Module):
+    """Shared behaviour: strict weight loading, labels, and mlx-audio's `predict`."""
+
+    sample_rate: int = 16000
+
+    # Subclasses set `_labels` (the model's own label per logit, in logit order) and
+    # define `min_samples` (the shortest clip the network can answer for).
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self._labels)
+
+    def check_lengths(self, lengths: mx.array) -> None:
+        shortest = int(lengths.min().item())
+        if shortest < self.min_samples:
+            raise ValueError(
+                f"clip of {shortest} samples is shorter than this model's minimum of "
+                f"{self.min_samples} samples ({self.min_samples / self.sample_rate * 1000:.0f} ms "
+                f"at {self.sample_rate} Hz)"
+            )
+
+    def load_weights(self, file_or_weights, strict: bool = True) -> "LanguageIdModel":
+        """Load weights, refusing to leave any parameter at its random initial value.
+
+        Missing and mis-shaped weights are always errors naming the keys; unexpected
+        weights are errors when `strict` (mlx-audio's loader passes strict=False, which
+        here only tolerates extra keys).
+        """
+        weights = file_or_weights
+        if isinstance(weights, str):
+            weights = mx.load(weights)
+        weights = dict(weights)
+        expected = dict(tree_flatten(self.parameters()))
+        missing = expected.keys() - weights.keys()
+        unexpected = weights.keys() - expected.keys()
+        if missing:
+            raise ValueError(
+                f"checkpoint is missing {len(missing)} weight(s) the model needs: "
+                f"{_shorten(missing)}"
+                + (f"; it has unexpected ones: {_shorten(unexpected)}" if unexpected else "")
+            )
+        if unexpected and strict:
+            raise ValueError(
+                f"checkpoint has {len(unexpected)} weight(s) the model does not use: "
+                f"{_shorten(unexpected)} (load with strict=False to ignore them)"
+            )
+        for key, value in expected.items():
+            if weights[key].shape != value.shape:
+                raise ValueError(
+                    f"weight {key} has shape {tuple(weights[key].shape)}, "
+                    f"the model expects {tuple(value.shape)}"
+                )
+        return super().load_weights([(k, weights[k]) for k in expected], strict=True)
+
+    def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
+        """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""
+        audio = mx.array(input_values)
+        if audio.ndim == 2 and audio.shape[0] == 1:
+            audio = audio[0]
+        if audio.ndim != 1:
+            raise ValueError(
+                f"predict() takes one clip (T,) or (1, T), got shape {tuple(audio.shape)}; "
+                "use mlx_audio_lid.identify() for batches"
+            )
+        probs = mx.softmax(self(audio[None].astype(mx.float32)).astype(mx.float32), axis=-1)[0]
+        order = mx.argsort(-probs)[:top_k].tolist()
+        values = probs.tolist()
+        return [(self.labels[i], values[i]) for i in order]
+
+
+def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:
+    """transformers' `id2label` ({"0": "ara", ...}) as a list in logit order."""
+    if not id2label:
+        return [f"LABEL_{i}" for i in range(num_labels)]
+    by_index = {int(k): v for k, v in id2label.items()}
+    if sorted(by_index) != list(range(len(by_index))):
+        raise ValueError("id2label must map every index 0..N-1 exactly once")
+    return [by_index[i] for i in range(len(by_index))]

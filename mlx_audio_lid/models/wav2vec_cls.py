@@ -1,0 +1,186 @@
+"""`wav2vec_cls`: Meta's MMS-LID (transformers' Wav2Vec2ForSequenceClassification) on MLX.
+
+The wav2vec2 blocks are mlx-audio's; this file adds what they lack for language ID on
+batches: per-clip normalisation, conv-stack frame lengths, masked attention and a masked
+mean, so a padded batch gives each clip what it gets alone.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
+from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
+
+from ..masking import conv_output_lengths, length_mask, masked_mean
+from .base import LanguageIdModel, labels_from_id2label
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = "wav2vec_cls"
+# Keys a config must state: defaults for these would silently build the wrong network.
+REQUIRED_KEYS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size",
+)
+NORMALIZE_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
+
+
+@dataclass
+class ModelConfig(Wav2Vec2Config):
+    model_type: str = MODEL_TYPE
+    classifier_proj_size: int = 256
+    num_labels: int = 2
+    id2label: Optional[Dict[str, str]] = None
+    use_weighted_layer_sum: bool = False
+    do_normalize: bool = True  # from preprocessor_config.json
+    sampling_rate: int = 16000
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "ModelConfig":
+        missing = [k for k in REQUIRED_KEYS if k not in params]
+        if missing:
+            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        if params.get("use_weighted_layer_sum"):
+            raise ValueError("use_weighted_layer_sum=true is not supported (MMS-LID does not use it)")
+        for key in ("hidden_act", "feat_extract_activation"):
+            if params.get(key, "gelu") != "gelu":
+                raise ValueError(f"{key}={params[key]!r} is not supported, only 'gelu'")
+        config = super().from_dict(params)
+        config.num_feat_extract_layers = len(config.conv_dim)
+        if config.id2label:
+            config.num_labels = len(config.id2label)
+        return config
+
+
+class Model(LanguageIdModel):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.sample_rate = config.sampling_rate
+        self._labels = labels_from_id2label(config.id2label, config.num_labels)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        # The positional conv's weight norm is folded into a plain grouped conv at load
+        # (sanitize), instead of mlx-audio's WNConv1d recomputing it on every call.
+        width, kernel = config.hidden_size, config.num_conv_pos_embeddings
+        self.wav2vec2.encoder.pos_conv_embed.conv = nn.Conv1d(
+            width, width, kernel, padding=kernel // 2, groups=config.num_conv_pos_embedding_groups
+        )
+        self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
+        self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
+
+    # -- lengths -------------------------------------------------------------------------
+    def frame_lengths(self, lengths: mx.array) -> mx.array:
+        """Samples -> encoder frames, through every layer of the conv stack."""
+        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
+            lengths = conv_output_lengths(lengths, kernel, stride)
+        return lengths
+
+    @property
+    def min_samples(self) -> int:
+        samples = 1
+        for kernel, stride in reversed(list(zip(self.config.conv_kernel, self.config.conv_stride))):
+            samples = (samples - 1) * stride + kernel
+        return samples
+
+    # -- forward -------------------------------------------------------------------------
+    def _normalize(self, waveforms: mx.array, mask: mx.array) -> mx.array:
+        """Zero mean, unit variance over each clip's valid samples; padding stays 0."""
+        if not self.config.do_normalize:
+            return waveforms * mask
+        valid = mask.astype(waveforms.dtype)
+        count = valid.sum(axis=1, keepdims=True)
+        mean = (waveforms * valid).sum(axis=1, keepdims=True) / count
+        centred = (waveforms - mean) * valid
+        var = (centred * centred).sum(axis=1, keepdims=True) / count
+        return centred / mx.sqrt(var + NORMALIZE_EPS)
+
+    def _conv_features(self, x: mx.array, lengths: mx.array) -> mx.array:
+        """(B, T) samples -> (B, frames, conv_dim[-1]), channels-last throughout."""
+        hidden = x[:, :, None]  # (B, T, 1)
+        for index, layer in enumerate(self.wav2vec2.feature_extractor.conv_layers):
+            hidden = layer.conv(hidden)
+            lengths = conv_output_lengths(lengths, layer.conv.weight.shape[1], layer.conv.stride)
+            if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
+                hidden = self._masked_group_norm(hidden, layer.layer_norm, lengths)
+            elif hasattr(layer, "layer_norm"):
+                hidden = layer.layer_norm(hidden)
+            hidden = nn.gelu(hidden)
+        return hidden
+
+    @staticmethod
+    def _masked_group_norm(hidden: mx.array, norm: nn.GroupNorm, lengths: mx.array) -> mx.array:
+        # One group per channel, normalised over time. transformers takes the statistics
+        # over the padding too; here only valid frames count, so batched equals alone.
+        mask = length_mask(lengths, hidden.shape[1])[:, :, None]
+        mean = masked_mean(hidden, mask[..., 0])[:, None, :]
+        var = masked_mean(mx.square(hidden - mean), mask[..., 0])[:, None, :]
+        return (hidden - mean) * mx.rsqrt(var + norm.eps) * norm.weight + norm.bias
+
+    def _encode(self, hidden: mx.array, frame_mask: mx.array) -> mx.array:
+        encoder = self.wav2vec2.encoder
+        hidden = hidden * frame_mask[:, :, None]  # padded frames must not leak into the pos conv
+        position = encoder.pos_conv_embed.conv(hidden)[:, : hidden.shape[1]]  # drop the even-kernel extra frame
+        hidden = hidden + nn.gelu(position)
+        if not self.config.do_stable_layer_norm:
+            hidden = encoder.layer_norm(hidden)
+        attention_mask = frame_mask[:, None, None, :]  # (B, 1, 1, frames): padded keys masked
+        for layer in encoder.layers:
+            hidden = layer(hidden, attention_mask=attention_mask)[0]
+        if self.config.do_stable_layer_norm:
+            hidden = encoder.layer_norm(hidden)
+        return hidden
+
+    def embed(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw waveforms -> (B, classifier_proj_size): the pooled projection."""
+        if waveforms.ndim != 2:
+            raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
+        if lengths is None:
+            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
+        lengths = mx.array(lengths).astype(mx.int32)
+        self.check_lengths(lengths)
+        dtype = self.wav2vec2.feature_projection.layer_norm.weight.dtype  # never quantized
+        x = self._normalize(waveforms.astype(mx.float32), length_mask(lengths, waveforms.shape[1]))
+        hidden = self._conv_features(x.astype(dtype), lengths)
+        frame_mask = length_mask(self.frame_lengths(lengths), hidden.shape[1])
+        hidden = self.wav2vec2.feature_projection.projection(
+            self.wav2vec2.feature_projection.layer_norm(hidden)
+        )
+        hidden = self._encode(hidden, frame_mask)
+        return masked_mean(self.projector(hidden), frame_mask)
+
+    def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw 16 kHz waveforms, (B,) valid lengths -> (B, num_labels) logits."""
+        return self.classifier(self.embed(waveforms, lengths))
+
+    # -- weights -------------------------------------------------------------------------
+    def sanitize(self, weights: Dict[str, mx.array]) -> Dict[str, mx.array]:
+        """transformers' checkpoint names and layouts -> this model's; a no-op on MLX folders.
+
+        A transformers checkpoint is recognised by its weight-normed positional conv
+        (`weight_g`/`weight_v` or `parametrizations.weight.original0/1`); once folded, those
+        keys are gone, so running sanitize twice changes nothing.
+        """
+        prefix = "wav2vec2.encoder.pos_conv_embed.conv."
+        spellings = [("weight_g", "weight_v"), ("parametrizations.weight.original0", "parametrizations.weight.original1")]
+        found = [(prefix + g, prefix + v) for g, v in spellings if prefix + g in weights]
+        if not found:
+            return weights
+        g_key, v_key = found[0]
+        out = {}
+        for key, value in weights.items():
+            if key in (g_key, v_key) or key == "wav2vec2.masked_spec_embed":
+                continue  # weight norm is folded below; masked_spec_embed is for pretraining only
+            if key.startswith("wav2vec2.feature_extractor.") and key.endswith(".conv.weight"):
+                value = value.swapaxes(1, 2)  # PyTorch (out, in, k) -> MLX (out, k, in)
+            out[key] = value
+        out[prefix + "weight"] = fold_weight_norm(weights[g_key], weights[v_key]).swapaxes(1, 2)
+        return out
+
+
+def fold_weight_norm(g: mx.array, v: mx.array) -> mx.array:
+    """PyTorch weight_norm(dim=2) on a (out, in/groups, k) conv: w = g * v / ||v|| per k."""
+    norm = mx.sqrt(mx.sum(mx.square(v.astype(mx.float32)), axis=(0, 1), keepdims=True))
+    return (g.astype(mx.float32) * v.astype(mx.float32) / norm).astype(v.dtype)

@@ -1,0 +1,72 @@
+"""The first API: identify() on one clip or many, and its LanguagePrediction."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlx_audio_lid as lid
+
+import reference_mms as ref
+
+
+@pytest.fixture(scope="module")
+def model_and_reference(tmp_path_factory):
+    reference = ref.build(ref.tiny_config(), seed=1)
+    folder = ref.save_published_layout(reference, tmp_path_factory.mktemp("identify") / "published")
+    return lid.load(folder), reference
+
+
+def test_single_clip_gives_one_prediction(model_and_reference):
+    model, reference = model_and_reference
+    clip = ref.speechlike_clips([8000])[0]
+    prediction = lid.identify(model, clip, top_k=3)
+    assert isinstance(prediction, lid.LanguagePrediction)
+    expected = np.exp(ref.reference_logits(reference, [clip])[0])
+    expected /= expected.sum()
+    assert prediction.language == ref.LANGUAGES[int(expected.argmax())]
+    assert prediction.probability == pytest.approx(expected.max(), abs=1e-5)
+    assert list(prediction.probs) == ref.LANGUAGES  # every label, in the model's order
+    assert sum(prediction.probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert len(prediction.top()) == 3 and len(prediction.top(5)) == 5
+    assert prediction.top()[0] == (prediction.language, prediction.probability)
+
+
+def test_list_of_clips_keeps_order_and_equals_alone(model_and_reference):
+    model, _ = model_and_reference
+    clips = ref.speechlike_clips([4000, 16000, 7000, 11000, 5000], seed=3)
+    together = lid.identify(model, clips, batch_size=2)
+    assert isinstance(together, list) and len(together) == len(clips)
+    for clip, prediction in zip(clips, together):
+        alone = lid.identify(model, mx.array(clip))
+        assert alone.language == prediction.language
+        assert max(abs(alone.probs[k] - prediction.probs[k]) for k in alone.probs) <= 1e-5
+
+
+def test_other_sample_rates_are_resampled(model_and_reference):
+    model, _ = model_and_reference
+    clip_16k = ref.speechlike_clips([16000])[0]
+    clip_8k = clip_16k[::2].copy()
+    prediction = lid.identify(model, clip_8k, sample_rate=8000)
+    assert set(prediction.probs) == set(ref.LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    "audio, message",
+    [
+        (np.zeros(0, np.float32), "empty clip"),
+        (np.array([0.1, np.nan] * 4000, np.float32), "NaN or infinite"),
+        (np.zeros((2, 2, 8000), np.float32), "1-D array"),
+        ([np.zeros(10, np.float32)], "shorter than this model's minimum"),
+        ([], "no audio"),
+    ],
+)
+def test_bad_input_is_a_clear_error(model_and_reference, audio, message):
+    model, _ = model_and_reference
+    with pytest.raises(ValueError, match=message):
+        lid.identify(model, audio)
+
+
+def test_predict_refuses_batches(model_and_reference):
+    model, _ = model_and_reference
+    with pytest.raises(ValueError, match="one clip"):
+        model.predict(np.zeros((2, 8000), np.float32))

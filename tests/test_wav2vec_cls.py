@@ -1,0 +1,163 @@
+"""`wav2vec_cls` against transformers' Wav2Vec2ForSequenceClassification, built here with random weights."""
+
+import logging
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import mlx_audio_lid as lid
+from mlx_audio_lid.identify import pad_batch
+
+import reference_mms as ref
+
+CLIP_LENGTHS = [16000, 9000, 4000]  # 1 s, 0.56 s, 0.25 s: a padded batch of three lengths
+FLOAT32_TOLERANCE = 1e-4
+
+VARIANTS = {
+    "stable-ln/layer-norm": dict(stable_layer_norm=True, feat_extract_norm="layer"),
+    "post-ln/group-norm": dict(stable_layer_norm=False, feat_extract_norm="group"),
+    "post-ln/layer-norm": dict(stable_layer_norm=False, feat_extract_norm="layer"),
+    "stable-ln/group-norm": dict(stable_layer_norm=True, feat_extract_norm="group"),
+    "adapters": dict(stable_layer_norm=True, feat_extract_norm="layer", adapter_attn_dim=8),
+}
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return ref.speechlike_clips(CLIP_LENGTHS)
+
+
+def published(tmp_path, spelling="parametrizations", seed=0, **config):
+    reference = ref.build(ref.tiny_config(**config), seed=seed)
+    folder = ref.save_published_layout(reference, tmp_path / "published", spelling)
+    return reference, folder
+
+
+def logits_alone(model, clips):
+    return np.concatenate([np.array(model(mx.array(c)[None])) for c in clips])
+
+
+def logits_batched(model, clips):
+    waveforms, lengths = pad_batch(clips)
+    return np.array(model(waveforms, lengths).astype(mx.float32))
+
+
+@pytest.mark.parametrize("spelling", ["parametrizations", "weight_g"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_float32_matches_transformers_alone_and_batched(tmp_path, clips, variant, spelling):
+    reference, folder = published(tmp_path, spelling, **VARIANTS[variant])
+    model = lid.load(folder)
+    expected_alone = ref.reference_logits(reference, clips, batched=False)
+    alone = logits_alone(model, clips)
+    batched = logits_batched(model, clips)
+    assert np.abs(alone - expected_alone).max() <= FLOAT32_TOLERANCE
+    assert np.abs(batched - alone).max() <= FLOAT32_TOLERANCE
+    if VARIANTS[variant]["feat_extract_norm"] == "layer":
+        # transformers is padding-invariant here too, so its masked batch is a second reference.
+        expected_batched = ref.reference_logits(reference, clips, batched=True)
+        assert np.abs(batched - expected_batched).max() <= FLOAT32_TOLERANCE
+    else:
+        # Group norm: transformers' statistics include the padding, so its batch differs from
+        # its own single clips; this model keeps batched == alone.
+        expected_batched = ref.reference_logits(reference, clips, batched=True)
+        assert np.abs(expected_batched - expected_alone).max() > 10 * FLOAT32_TOLERANCE
+
+
+def test_results_are_informative(tmp_path, clips):
+    """Guards the parity tests: logits vary by clip and label, so agreement means something."""
+    reference, folder = published(tmp_path)
+    expected = ref.reference_logits(reference, clips, batched=False)
+    assert expected.std(axis=1).min() > 0.05
+    assert np.abs(expected[0] - expected[1]).max() > 0.05
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(mx.float16, 2e-2), (mx.bfloat16, 1e-1)])
+def test_half_precision_close_to_float32(tmp_path, clips, dtype, tolerance):
+    reference, folder = published(tmp_path)
+    model = lid.load(folder)
+    full = logits_batched(model, clips)
+    model.set_dtype(dtype)
+    half = logits_batched(model, clips).astype(np.float32)
+    scale = np.abs(full).max()
+    assert np.abs(half - full).max() <= tolerance * scale
+    assert (half.argmax(1) == full.argmax(1)).all()
+
+
+@pytest.mark.parametrize("num_labels", [126, 256, 512, 1024, 2048, 4017])
+def test_every_mms_label_count(tmp_path, clips, num_labels):
+    reference, folder = published(tmp_path, num_labels=num_labels)
+    model = lid.load(folder)
+    assert len(model.labels) == num_labels
+    expected = ref.reference_logits(reference, clips[:1], batched=False)
+    assert np.abs(logits_alone(model, clips[:1]) - expected).max() <= FLOAT32_TOLERANCE
+
+
+def test_config_adapters_without_weights_builds_without_and_says_so(tmp_path, clips, caplog):
+    reference, folder = published(tmp_path)  # built without adapters
+    config_file = folder / "config.json"
+    config_file.write_text(config_file.read_text().replace('"adapter_attn_dim": null', '"adapter_attn_dim": 16'))
+    with caplog.at_level(logging.WARNING):
+        model = lid.load(folder)
+    assert "no adapter_layer weights" in caplog.text
+    assert model.wav2vec2.encoder.layers[0].adapter_layer is None
+    expected = ref.reference_logits(reference, clips, batched=False)
+    assert np.abs(logits_alone(model, clips) - expected).max() <= FLOAT32_TOLERANCE
+
+
+def _edit_weights(folder, edit):
+    path = folder / "model.safetensors"
+    weights = load_file(path)
+    edit(weights)
+    save_file(weights, path, metadata={"format": "pt"})
+
+
+KEY = "wav2vec2.encoder.layers.1.attention.k_proj.weight"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda w: w.pop(KEY), f"missing 1 weight(s) the model needs: {KEY}"),
+        (lambda w: w.__setitem__(KEY.replace("k_proj", "key_proj"), w.pop(KEY)), KEY),
+        (lambda w: w.__setitem__(KEY, w[KEY][:, :-1]), f"weight {KEY} has shape (32, 31)"),
+    ],
+    ids=["removed", "renamed", "reshaped"],
+)
+def test_strict_loading_names_the_bad_weight(tmp_path, edit, message):
+    _, folder = published(tmp_path)
+    _edit_weights(folder, edit)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        lid.load(folder)
+
+
+def test_unexpected_weight_is_an_error_unless_not_strict(tmp_path, clips):
+    reference, folder = published(tmp_path)
+    _edit_weights(folder, lambda w: w.__setitem__("extra.weight", np.zeros(3, np.float32)))
+    with pytest.raises(ValueError, match="does not use: extra.weight"):
+        lid.load(folder)
+    model = lid.load(folder, strict=False)
+    expected = ref.reference_logits(reference, clips, batched=False)
+    assert np.abs(logits_alone(model, clips) - expected).max() <= FLOAT32_TOLERANCE
+
+
+def test_unsupported_architecture_lists_supported(tmp_path):
+    _, folder = published(tmp_path)
+    config_file = folder / "config.json"
+    config_file.write_text(config_file.read_text().replace("Wav2Vec2ForSequenceClassification", "Wav2Vec2ForCTC"))
+    with pytest.raises(ValueError, match=r"Wav2Vec2ForCTC.*not supported.*Wav2Vec2ForSequenceClassification"):
+        lid.load(folder)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lid.load(str(tmp_path / "nowhere"))
+
+
+def test_clip_shorter_than_receptive_field_is_refused(tmp_path):
+    _, folder = published(tmp_path)
+    model = lid.load(folder)
+    with pytest.raises(ValueError, match="shorter than this model's minimum"):
+        model(mx.zeros((1, model.min_samples - 1)))
+    model(mx.zeros((1, model.min_samples)))  # the minimum itself works
