@@ -55,16 +55,41 @@ def pad_batch(clips: Sequence[np.ndarray]) -> Tuple[mx.array, mx.array]:
     return mx.array(padded), mx.array(lengths, dtype=mx.int32)
 
 
-def class_probabilities(
-    model: LanguageIdModel, clips: Sequence[np.ndarray], batch_size: int = 8
-) -> np.ndarray:
-    """(N, num_labels) probabilities, batched by length; row i belongs to clips[i]."""
-    probs = np.zeros((len(clips), len(model.labels)), dtype=np.float32)
+def _batched(model_fn, clips: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """Run model_fn(waveforms, lengths) over length-sorted batches; row i belongs to clips[i]."""
+    rows: Dict[int, np.ndarray] = {}
     for indices in _batches([len(c) for c in clips], batch_size):
         waveforms, lengths = pad_batch([clips[i] for i in indices])
-        logits = model(waveforms, lengths).astype(mx.float32)
-        probs[indices] = np.array(mx.softmax(logits, axis=-1))
-    return probs
+        out = np.array(model_fn(waveforms, lengths).astype(mx.float32))
+        for row, index in zip(out, indices):
+            rows[index] = row
+    return np.stack([rows[i] for i in range(len(clips))])
+
+
+def class_probabilities(model: LanguageIdModel, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+    """(N, num_labels) probabilities; row i belongs to clips[i]."""
+    return _batched(lambda w, n: mx.softmax(model(w, n).astype(mx.float32), axis=-1), clips, batch_size)
+
+
+def _prepare(model: LanguageIdModel, audio, sample_rate: int) -> Tuple[bool, List[np.ndarray]]:
+    single = isinstance(audio, (np.ndarray, mx.array)) and audio.ndim == 1
+    clips_in = [audio] if single else list(audio)
+    if not clips_in:
+        raise ValueError("no audio given")
+    return single, [_as_clip(c, sample_rate, model.sample_rate) for c in clips_in]
+
+
+def embed(
+    model: LanguageIdModel,
+    audio: Union[AudioArray, Sequence[AudioArray]],
+    *,
+    sample_rate: int = 16000,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Utterance embeddings, as SpeechBrain's `encode_batch`: (D,) for one clip, (N, D) for a list."""
+    single, clips = _prepare(model, audio, sample_rate)
+    vectors = _batched(model.embed, clips, batch_size)
+    return vectors[0] if single else vectors
 
 
 def identify(
@@ -80,11 +105,7 @@ def identify(
     Clips of different lengths are batched with padding masks, so each gets exactly the
     answer it gets alone. `probs` holds every label; `top_k` is what `.top()` returns.
     """
-    single = isinstance(audio, (np.ndarray, mx.array)) and audio.ndim == 1
-    clips_in = [audio] if single else list(audio)
-    if not clips_in:
-        raise ValueError("no audio given")
-    clips = [_as_clip(c, sample_rate, model.sample_rate) for c in clips_in]
+    single, clips = _prepare(model, audio, sample_rate)
     probs = class_probabilities(model, clips, batch_size)
     labels = model.labels
     results = []

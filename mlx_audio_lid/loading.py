@@ -3,7 +3,9 @@
 Layouts understood:
 - an MLX folder written by `convert` (`config.json` with a `model_type` of this package);
 - a transformers checkpoint (`config.json` naming `Wav2Vec2ForSequenceClassification`,
-  `model.safetensors`, `preprocessor_config.json`), e.g. facebook/mms-lid-256.
+  `model.safetensors`, `preprocessor_config.json`), e.g. facebook/mms-lid-256;
+- a SpeechBrain folder (`hyperparams.yaml`, `embedding_model.ckpt`, `classifier.ckpt`,
+  `label_encoder.txt`), e.g. speechbrain/lang-id-voxlingua107-ecapa.
 """
 
 import json
@@ -18,6 +20,7 @@ from mlx_audio.utils import apply_quantization, get_model_path
 
 from .models.base import LanguageIdModel
 from .registry import MODEL_TYPES, model_module
+from .speechbrain_folder import read_speechbrain
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +88,12 @@ def read_source(folder: Path) -> Tuple[dict, Weights]:
             f"with model_type {sorted(MODEL_TYPES)}, transformers checkpoints with architectures "
             f"{sorted(TRANSFORMERS_ARCHITECTURES)}"
         )
+    if (folder / "hyperparams.yaml").exists():
+        return read_speechbrain(folder)
     raise ValueError(
-        f"{folder} has no config.json: expected an MLX folder made by mlx_audio_lid.convert "
-        "or a transformers checkpoint"
+        f"{folder} holds no supported model: expected an MLX folder made by mlx_audio_lid.convert "
+        "(config.json), a transformers checkpoint (config.json) or a SpeechBrain folder "
+        "(hyperparams.yaml, embedding_model.ckpt, classifier.ckpt, label_encoder.txt)"
     )
 
 

@@ -15,6 +15,7 @@ from typing import Dict
 # model_type (as written in a converted folder's config.json) -> module with ModelConfig, Model
 MODEL_TYPES: Dict[str, str] = {
     "wav2vec_cls": "mlx_audio_lid.models.wav2vec_cls",
+    "ecapa_lid": "mlx_audio_lid.models.ecapa_lid",
 }
 
 

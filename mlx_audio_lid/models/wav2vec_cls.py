@@ -14,6 +14,7 @@ import mlx.nn as nn
 from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
 from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
+from ..features import normalize_waveforms
 from ..masking import conv_output_lengths, length_mask, masked_mean
 from .base import LanguageIdModel, labels_from_id2label
 
@@ -25,7 +26,6 @@ REQUIRED_KEYS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
     "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size",
 )
-NORMALIZE_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 
 
 @dataclass
@@ -86,17 +86,6 @@ class Model(LanguageIdModel):
         return samples
 
     # -- forward -------------------------------------------------------------------------
-    def _normalize(self, waveforms: mx.array, mask: mx.array) -> mx.array:
-        """Zero mean, unit variance over each clip's valid samples; padding stays 0."""
-        if not self.config.do_normalize:
-            return waveforms * mask
-        valid = mask.astype(waveforms.dtype)
-        count = valid.sum(axis=1, keepdims=True)
-        mean = (waveforms * valid).sum(axis=1, keepdims=True) / count
-        centred = (waveforms - mean) * valid
-        var = (centred * centred).sum(axis=1, keepdims=True) / count
-        return centred / mx.sqrt(var + NORMALIZE_EPS)
-
     def _conv_features(self, x: mx.array, lengths: mx.array) -> mx.array:
         """(B, T) samples -> (B, frames, conv_dim[-1]), channels-last throughout."""
         hidden = x[:, :, None]  # (B, T, 1)
@@ -142,7 +131,9 @@ class Model(LanguageIdModel):
         lengths = mx.array(lengths).astype(mx.int32)
         self.check_lengths(lengths)
         dtype = self.wav2vec2.feature_projection.layer_norm.weight.dtype  # never quantized
-        x = self._normalize(waveforms.astype(mx.float32), length_mask(lengths, waveforms.shape[1]))
+        x = waveforms.astype(mx.float32)
+        if self.config.do_normalize:
+            x = normalize_waveforms(x, lengths)
         hidden = self._conv_features(x.astype(dtype), lengths)
         frame_mask = length_mask(self.frame_lengths(lengths), hidden.shape[1])
         hidden = self.wav2vec2.feature_projection.projection(

@@ -1,0 +1,253 @@
+"""`ecapa_lid`: SpeechBrain's ECAPA-TDNN language ID (VoxLingua107, CommonLanguage) on MLX.
+
+The conv, SE and pooling modules are mlx-audio's ECAPA pieces; this file runs them with length
+masks: reflect padding at each clip's own end, masked SE means, masked attentive statistics,
+so a padded batch gives each clip exactly what it gets alone (SpeechBrain's own convs see the
+padding of a batch). Module names follow SpeechBrain's checkpoints (`embedding_model`,
+`classifier`, `blocks`, `mfa`, `asp`, `asp_bn`, `fc`, `DNN.block_0`, `out.w`).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import List, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_audio.codec.models.ecapa_tdnn.ecapa_tdnn import AttentiveStatisticsPooling, SERes2NetBlock, TDNNBlock
+
+from ..features import fbank_frame_lengths, speechbrain_fbank
+from ..masking import length_mask, masked_mean
+from .base import LanguageIdModel
+
+MODEL_TYPE = "ecapa_lid"
+CLASSIFIERS = ("xvector", "cosine")  # Xvector.Classifier (log-softmax), ECAPA_TDNN.Classifier (cosine)
+STD_FLOOR = 1e-12  # SpeechBrain's AttentiveStatisticsPooling eps, a clamp on the variance
+LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU default
+
+
+@dataclass
+class ModelConfig:
+    n_mels: int
+    channels: List[int]  # [block0, SE-Res2Net blocks..., mfa], e.g. [1024, 1024, 1024, 1024, 3072]
+    kernel_sizes: List[int]
+    dilations: List[int]
+    attention_channels: int
+    lin_neurons: int  # embedding size
+    classifier: str  # one of CLASSIFIERS
+    labels: List[str]  # the model's label per output, e.g. "en" (VoxLingua107) or "Arabic" (CommonLanguage)
+    label_names: Optional[List[str]] = None  # English names where the label encoder gives them
+    res2net_scale: int = 8
+    se_channels: int = 128
+    global_context: bool = True
+    classifier_lin_neurons: int = 512  # hidden width of the Xvector classifier's one DNN block
+    cosine_scale: float = 30.0  # softmax(scale * cos) are the CommonLanguage probabilities
+    sample_rate: int = 16000
+    model_type: str = MODEL_TYPE
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in params]
+        if missing:
+            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        config = cls(**{k: v for k, v in params.items() if k in names})
+        if config.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier {config.classifier!r} is not one of {CLASSIFIERS}")
+        inner = config.channels[:-1]
+        if len(config.channels) < 3 or len(set(inner)) != 1:
+            raise ValueError(f"channels {config.channels}: the TDNN and SE-Res2Net blocks must share one width")
+        if not len(config.channels) == len(config.kernel_sizes) == len(config.dilations):
+            raise ValueError("channels, kernel_sizes and dilations must have one entry per block")
+        return config
+
+
+def reflect_pad(x: mx.array, lengths: mx.array, pad: int) -> mx.array:
+    """(B, T, C) -> (B, T + 2 pad, C), reflecting each clip at its own start and end.
+
+    Positions past a clip's end mirror its last frames, as a clip alone gets them; frames
+    further out are don't-care and are clamped into range.
+    """
+    time = x.shape[1]
+    position = mx.arange(-pad, time + pad)[None, :]  # (1, T + 2 pad)
+    last = (lengths - 1)[:, None]
+    source = mx.where(position < 0, -position, mx.where(position > last, 2 * last - position, position))
+    source = mx.clip(source, 0, time - 1)
+    return mx.take_along_axis(x, source[:, :, None], axis=1)
+
+
+def tdnn(block: TDNNBlock, x: mx.array, lengths: mx.array) -> mx.array:
+    """conv -> ReLU -> BatchNorm, with SpeechBrain's 'same' reflect padding per clip."""
+    if block.reflect_padding:
+        x = reflect_pad(x, lengths, block.reflect_padding)
+    return block.norm(nn.relu(block.conv(x)))
+
+
+def se_res2net(block: SERes2NetBlock, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
+    out = tdnn(block.tdnn1, x, lengths)
+    chunks = mx.split(out, block.res2net_block.scale, axis=-1)
+    pieces = [chunks[0]]
+    for index, sub_block in enumerate(block.res2net_block.blocks):
+        inputs = chunks[index + 1] if index == 0 else chunks[index + 1] + pieces[-1]
+        pieces.append(tdnn(sub_block, inputs, lengths))
+    out = tdnn(block.tdnn2, mx.concatenate(pieces, axis=-1), lengths)
+    squeeze = masked_mean(out, mask)[:, None, :]  # (B, 1, C): the mean over valid frames only
+    excite = mx.sigmoid(block.se_block.conv2(nn.relu(block.se_block.conv1(squeeze))))
+    return out * excite + x
+
+
+def attentive_statistics(pool: AttentiveStatisticsPooling, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
+    """(B, T, C) -> (B, 2C): attention-weighted mean and std over each clip's valid frames."""
+    x = mx.where(mask[:, :, None], x, 0.0)
+    weights = (mask / mask.sum(axis=1, keepdims=True))[:, :, None]  # uniform over valid frames
+    mean, std = _weighted_statistics(x, weights)
+    if pool.global_context:
+        context = mx.broadcast_to(mx.concatenate([mean, std], axis=-1)[:, None, :], (*x.shape[:2], 2 * x.shape[2]))
+        attention_in = mx.concatenate([x, context], axis=-1)
+    else:
+        attention_in = x
+    scores = pool.conv(mx.tanh(tdnn(pool.tdnn, attention_in, lengths)))
+    scores = mx.where(mask[:, :, None], scores, -mx.inf)
+    mean, std = _weighted_statistics(x, mx.softmax(scores.astype(mx.float32), axis=1).astype(x.dtype))
+    return mx.concatenate([mean, std], axis=-1)
+
+
+def _weighted_statistics(x: mx.array, weights: mx.array):
+    mean = (weights * x).sum(axis=1)
+    var = (weights * mx.square(x - mean[:, None, :])).sum(axis=1)
+    return mean, mx.sqrt(mx.maximum(var, STD_FLOOR))
+
+
+class EcapaEmbedding(nn.Module):
+    """SpeechBrain's ECAPA_TDNN: (B, frames, n_mels) features -> (B, lin_neurons) embedding."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        width, kernels, dilations = config.channels, config.kernel_sizes, config.dilations
+        self.blocks = [TDNNBlock(config.n_mels, width[0], kernels[0], dilations[0], padding_mode="reflect")] + [
+            SERes2NetBlock(width[i], kernels[i], dilations[i], config.res2net_scale, config.se_channels, "reflect")
+            for i in range(1, len(width) - 1)
+        ]
+        self.mfa = TDNNBlock(width[-2] * (len(width) - 2), width[-1], kernels[-1], dilations[-1], padding_mode="reflect")
+        self.asp = AttentiveStatisticsPooling(width[-1], config.attention_channels, config.global_context)
+        self.asp_bn = nn.BatchNorm(width[-1] * 2)
+        self.fc = nn.Conv1d(width[-1] * 2, config.lin_neurons, 1)
+
+    def __call__(self, features: mx.array, frame_lengths: mx.array) -> mx.array:
+        mask = length_mask(frame_lengths, features.shape[1])
+        out = tdnn(self.blocks[0], features, frame_lengths)
+        aggregated = []
+        for block in self.blocks[1:]:
+            out = se_res2net(block, out, frame_lengths, mask)
+            aggregated.append(out)
+        out = tdnn(self.mfa, mx.concatenate(aggregated, axis=-1), frame_lengths)
+        pooled = self.asp_bn(attentive_statistics(self.asp, out, frame_lengths, mask))
+        return self.fc(pooled[:, None, :])[:, 0, :]
+
+
+class _Linear(nn.Module):
+    """SpeechBrain's `Linear` wrapper (its weights live under `.w`)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.w = nn.Linear(in_features, out_features)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.w(x)
+
+
+class _DNNBlock(nn.Module):
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.linear = _Linear(in_features, out_features)
+        self.norm = nn.BatchNorm(out_features)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.norm(nn.leaky_relu(self.linear(x), LEAKY_SLOPE))
+
+
+class XvectorClassifier(nn.Module):
+    """Xvector.Classifier: LeakyReLU -> BN -> (Linear -> LeakyReLU -> BN) -> Linear -> log-softmax."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm = nn.BatchNorm(config.lin_neurons)
+        self.DNN = {"block_0": _DNNBlock(config.lin_neurons, config.classifier_lin_neurons)}
+        self.out = _Linear(config.classifier_lin_neurons, len(config.labels))
+
+    def __call__(self, embedding: mx.array) -> mx.array:
+        hidden = self.DNN["block_0"](self.norm(nn.leaky_relu(embedding, LEAKY_SLOPE)))
+        return nn.log_softmax(self.out(hidden).astype(mx.float32), axis=-1)
+
+
+class CosineClassifier(nn.Module):
+    """ECAPA_TDNN.Classifier: cosine between the embedding and each class weight, times the scale."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.weight = mx.zeros((len(config.labels), config.lin_neurons))
+        self.scale = config.cosine_scale
+
+    def __call__(self, embedding: mx.array) -> mx.array:
+        unit = lambda v: v / mx.maximum(mx.linalg.norm(v, axis=-1, keepdims=True), 1e-12)  # noqa: E731 (F.normalize)
+        cosine = unit(embedding.astype(mx.float32)) @ unit(self.weight.astype(mx.float32)).T
+        return self.scale * cosine
+
+
+class Model(LanguageIdModel):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self._labels = list(config.labels)
+        self.embedding_model = EcapaEmbedding(config)
+        self.classifier = XvectorClassifier(config) if config.classifier == "xvector" else CosineClassifier(config)
+
+    @property
+    def min_samples(self) -> int:
+        # Reflect padding needs more frames than it pads (as torch's F.pad does).
+        widest = max((k - 1) * d // 2 for k, d in zip(self.config.kernel_sizes, self.config.dilations))
+        return widest * 160 if widest else 1
+
+    def features(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
+        """Fbank followed by SpeechBrain's sentence mean normalisation (over valid frames)."""
+        feats = speechbrain_fbank(waveforms, lengths, self.config.n_mels, self.sample_rate)
+        return feats - masked_mean(feats, length_mask(fbank_frame_lengths(lengths), feats.shape[1]))[:, None, :]
+
+    def embed(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw 16 kHz waveforms -> (B, lin_neurons), SpeechBrain's `encode_batch`."""
+        if waveforms.ndim != 2:
+            raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
+        if lengths is None:
+            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
+        lengths = mx.array(lengths).astype(mx.int32)
+        self.check_lengths(lengths)
+        dtype = self.embedding_model.asp_bn.weight.dtype
+        feats = self.features(waveforms, lengths).astype(dtype)
+        return self.embedding_model(feats, fbank_frame_lengths(lengths))
+
+    def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw waveforms, (B,) valid lengths -> (B, labels) logits (log-probs or scaled cosines)."""
+        return self.classifier(self.embed(waveforms, lengths))
+
+    def sanitize(self, weights):
+        """SpeechBrain's checkpoint names and layouts -> this model's; a no-op on MLX folders.
+
+        SpeechBrain wraps each conv and BatchNorm in a module of its own (`conv.conv`,
+        `norm.norm`) and stores convs as (out, in, k). Its checkpoints are recognised by those
+        doubled names, which are gone after one pass, so running sanitize twice is safe.
+        """
+        if not any(".conv.conv." in key or ".norm.norm." in key for key in weights):
+            return weights
+        renames = [(".conv.conv.", ".conv."), (".norm.norm.", ".norm."), ("se_block.conv1.conv.", "se_block.conv1."),
+                   ("se_block.conv2.conv.", "se_block.conv2."), ("asp_bn.norm.", "asp_bn."), ("fc.conv.", "fc.")]
+        out = {}
+        for key, value in weights.items():
+            if key.endswith("num_batches_tracked"):
+                continue  # a training counter, not a weight
+            for old, new in renames:
+                key = key.replace(old, new)
+            if key.startswith("embedding_model.") and key.endswith(".weight") and value.ndim == 3:
+                value = value.swapaxes(1, 2)  # PyTorch (out, in, k) -> MLX (out, k, in)
+            out[key] = value
+        return out

@@ -1,0 +1,145 @@
+"""`ecapa_lid` against SpeechBrain's recorded outputs (tests/fixtures/ecapa, made with SpeechBrain 1.1.2).
+
+Tolerances, float32, measured on these fixtures (README "Fidelity"):
+- log-mel: both FFTs round in float32, which shows in the faintest bins; against SpeechBrain's
+  float64 pipeline this port is within 6.6e-4 dB (SpeechBrain float32: 8.2e-4).
+- VoxLingua107 log-probabilities: this fixture's classifier turns a 1e-5 change of the embedding
+  into ~1e-3 of log-probability. SpeechBrain's own float32 run is up to 5.2e-4 from its float64
+  run; this port's up to 7.4e-4, and up to 1.2e-3 from SpeechBrain's float32 run. Hence 1.5e-3
+  against SpeechBrain float32 and 1e-3 against float64.
+"""
+
+import mlx.core as mx
+import mlx_audio.lid
+import numpy as np
+import pytest
+
+import mlx_audio_lid as lid
+from mlx_audio_lid.features import speechbrain_fbank
+from mlx_audio_lid.identify import pad_batch
+from mlx_audio_lid.models import ecapa_lid
+
+import reference_ecapa as ref
+
+FBANK_DB_TOLERANCE = 1e-3
+EMBEDDING_TOLERANCE = 5e-5
+LOGPROB_TOLERANCE = 1.5e-3  # against SpeechBrain float32 (see module docstring)
+LOGPROB_FLOAT64_TOLERANCE = 1e-3
+PROBABILITY_TOLERANCE = 2e-4
+COSINE_TOLERANCE = 2e-5
+BATCH_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module", params=ref.MODELS)
+def loaded(request):
+    return request.param, lid.load(ref.FIXTURES / request.param)
+
+
+def alone(model, name):
+    return mx.array(ref.clip(name))[None]
+
+
+@pytest.mark.parametrize("model_name", ref.MODELS)
+def test_fbank_matches_speechbrain_above_floor(model_name):
+    n_mels = 60 if model_name.startswith("voxlingua") else 80
+    for name in ref.clip_names():
+        audio = ref.clip(name)
+        ours = np.array(speechbrain_fbank(mx.array(audio)[None], mx.array([len(audio)]), n_mels))[0]
+        expected = ref.recorded(model_name, name, "fbank")
+        expected64 = ref.recorded(model_name, name, "fbank_float64")
+        assert ours.shape == expected.shape
+        level = expected - (expected.max() - 80)  # dB above the top_db floor
+        assert (level < 1e-3).any()  # the espeak clips end in silence: the floor is exercised
+        above = level > 1e-3
+        error, error64 = np.abs(ours - expected), np.abs(ours - expected64)
+        # Against the float64 pipeline (the same filters, exact FFT) this port is within 1e-3 dB,
+        # as SpeechBrain's float32 run is; against that run the two float32 FFT noises add up in
+        # the faintest bins, so within 10 dB of the floor the bound is 1.5e-3 dB.
+        assert error64[above].max() <= FBANK_DB_TOLERANCE, name
+        assert error[level > 10].max() <= FBANK_DB_TOLERANCE, name
+        assert error[above].max() <= 1.5 * FBANK_DB_TOLERANCE, name
+        assert error[level > 30].max() <= 0.2 * FBANK_DB_TOLERANCE, name
+        assert error[~above].max() <= FBANK_DB_TOLERANCE  # floor bins agree as well
+
+
+def test_embeddings_match_speechbrain(loaded):
+    model_name, model = loaded
+    for name in ref.clip_names():
+        ours = np.array(model.embed(alone(model, name)))[0]
+        assert np.abs(ours - ref.recorded(model_name, name, "embedding")).max() <= EMBEDDING_TOLERANCE, name
+
+
+def test_outputs_match_speechbrain(loaded):
+    model_name, model = loaded
+    for name in ref.clip_names():
+        ours = np.array(model(alone(model, name)))[0].astype(np.float64)
+        expected = ref.recorded(model_name, name, "logits").astype(np.float64)
+        expected64 = ref.recorded(model_name, name, "logits_float64")
+        if model.config.classifier == "xvector":  # log-probabilities, as SpeechBrain returns them
+            assert np.abs(ours - expected).max() <= LOGPROB_TOLERANCE, name
+            assert np.abs(ours - expected64).max() <= LOGPROB_FLOAT64_TOLERANCE, name
+            assert np.abs(np.exp(ours) - np.exp(expected)).max() <= PROBABILITY_TOLERANCE, name
+        else:  # logits are scale * cosine; SpeechBrain returns the cosines
+            cosine = ours / model.config.cosine_scale
+            assert np.abs(cosine - expected).max() <= COSINE_TOLERANCE, name
+            assert np.abs(cosine - expected64).max() <= COSINE_TOLERANCE, name
+        assert ours.argmax() == expected.argmax(), name
+
+
+def test_outputs_are_informative(loaded):
+    """Guards the comparisons above: the answers differ between clips and are peaky."""
+    model_name, model = loaded
+    top = {ref.recorded(model_name, name, "logits").argmax() for name in ref.clip_names()}
+    assert len(top) >= 4
+    probabilities = lid.identify(model, [ref.clip(n) for n in ref.clip_names()])
+    assert max(p.probability for p in probabilities) > 0.9
+
+
+def test_padded_batch_equals_each_clip_alone(loaded):
+    model_name, model = loaded
+    clips = [ref.clip(name) for name in ref.clip_names()]
+    waveforms, lengths = pad_batch(clips)
+    batched = np.array(model(waveforms, lengths))
+    single = np.stack([np.array(model(mx.array(c)[None]))[0] for c in clips])
+    assert np.abs(batched - single).max() <= BATCH_TOLERANCE
+    # SpeechBrain's own batch is not padding-invariant: its convs see the padding.
+    speechbrain_batch = ref.reference()[f"{model_name}/batch/logits"]
+    speechbrain_alone = np.stack([ref.recorded(model_name, n, "logits") for n in ref.clip_names()])
+    assert np.abs(speechbrain_batch - speechbrain_alone).max() > 100 * BATCH_TOLERANCE
+
+
+def test_embed_api(loaded):
+    model_name, model = loaded
+    clips = [ref.clip(name) for name in ref.clip_names()]
+    vectors = lid.embed(model, clips, batch_size=4)
+    assert vectors.shape == (len(clips), model.config.lin_neurons)
+    one = lid.embed(model, clips[0])
+    assert one.shape == (model.config.lin_neurons,)
+    assert np.abs(vectors[0] - one).max() <= BATCH_TOLERANCE
+
+
+def test_labels_keep_code_and_name():
+    vox = lid.load(ref.FIXTURES / "voxlingua107_tiny")
+    assert len(vox.labels) == 107
+    assert vox.labels[vox.labels.index("en")] == "en"
+    assert vox.config.label_names[vox.labels.index("en")] == "English"
+    assert {"iw", "jw"} <= set(vox.labels)  # VoxLingua107's legacy codes are kept as the model's labels
+    common = lid.load(ref.FIXTURES / "commonlanguage_tiny")
+    assert len(common.labels) == 45 and "German" in common.labels
+
+
+def test_convert_then_load_with_both_loaders(tmp_path):
+    for model_name in ref.MODELS:
+        folder = lid.convert(ref.FIXTURES / model_name, tmp_path / model_name)
+        clip = alone(None, "fr")
+        direct = np.array(lid.load(ref.FIXTURES / model_name)(clip))
+        for model in (lid.load(folder), mlx_audio.lid.load(str(folder))):
+            assert isinstance(model, ecapa_lid.Model)
+            assert np.abs(np.array(model(clip)) - direct).max() == 0.0
+
+
+def test_min_length(loaded):
+    _, model = loaded
+    with pytest.raises(ValueError, match="shorter than this model's minimum"):
+        model(mx.zeros((1, model.min_samples - 1)))
+    assert np.isfinite(np.array(model(mx.random.normal((1, model.min_samples))))).all()
