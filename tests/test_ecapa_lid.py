@@ -99,9 +99,15 @@ def test_padded_batch_equals_each_clip_alone(loaded):
     model_name, model = loaded
     clips = [ref.clip(name) for name in ref.clip_names()]
     waveforms, lengths = pad_batch(clips)
-    batched = np.array(model(waveforms, lengths))
-    single = np.stack([np.array(model(mx.array(c)[None]))[0] for c in clips])
-    assert np.abs(batched - single).max() <= BATCH_TOLERANCE
+    batched = np.array(model.embed(waveforms, lengths))
+    single = np.stack([np.array(model.embed(mx.array(c)[None]))[0] for c in clips])
+    # An optimized BLAS blocks a batch's matmuls differently from a single clip's, so the two
+    # agree to float32 rounding (~1e-6 here), not bit for bit (MLX's reference BLAS: 0.0).
+    assert np.abs(batched - single).max() <= BATCH_TOLERANCE / 10
+    batched_out = np.array(model(waveforms, lengths))
+    single_out = np.stack([np.array(model(mx.array(c)[None]))[0] for c in clips])
+    # This fixture's VoxLingua107 head multiplies embedding differences by ~100 (module docstring).
+    assert np.abs(batched_out - single_out).max() <= (5 if model.config.classifier == "xvector" else 1) * BATCH_TOLERANCE
     # SpeechBrain's own batch is not padding-invariant: its convs see the padding.
     speechbrain_batch = ref.reference()[f"{model_name}/batch/logits"]
     speechbrain_alone = np.stack([ref.recorded(model_name, n, "logits") for n in ref.clip_names()])

@@ -76,11 +76,26 @@ def reflect_pad(x: mx.array, lengths: mx.array, pad: int) -> mx.array:
     return mx.take_along_axis(x, source[:, :, None], axis=1)
 
 
+def unfolded_conv(x: mx.array, conv: nn.Conv1d) -> mx.array:
+    """A stride-1, unpadded Conv1d as one matmul over its k taps laid side by side.
+
+    MLX's CPU convolution is slow for dilated kernels (ECAPA's Res2Net convs: k=3, dilation
+    2-4), ~4x slower than this on a 128-channel sub-block; the GPU's is not (see
+    benchmarks/bench_ecapa.py), so the choice is made per device.
+    """
+    kernel, dilation = conv.weight.shape[1], conv.dilation
+    frames = x.shape[1] - dilation * (kernel - 1)
+    taps = mx.concatenate([x[:, j * dilation : j * dilation + frames] for j in range(kernel)], axis=-1)
+    out = taps @ conv.weight.reshape(conv.weight.shape[0], -1).T  # weight (out, k, in): tap-major
+    return out + conv.bias if "bias" in conv else out
+
+
 def tdnn(block: TDNNBlock, x: mx.array, lengths: mx.array) -> mx.array:
     """conv -> ReLU -> BatchNorm, with SpeechBrain's 'same' reflect padding per clip."""
     if block.reflect_padding:
         x = reflect_pad(x, lengths, block.reflect_padding)
-    return block.norm(nn.relu(block.conv(x)))
+    unfold = block.conv.weight.shape[1] > 1 and mx.default_device() == mx.cpu
+    return block.norm(nn.relu(unfolded_conv(x, block.conv) if unfold else block.conv(x)))
 
 
 def se_res2net(block: SERes2NetBlock, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
