@@ -25,7 +25,9 @@ def machine_description() -> str:
             packages.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             pass
-    blas = os.environ.get("LD_PRELOAD", "") or "MLX's bundled BLAS"
+    from mlx_audio_lid import cpu_blas
+
+    blas = cpu_blas.active or os.environ.get("LD_PRELOAD", "") or "MLX's own"
     return (
         f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
         f"MLX device {mx.default_device()}; BLAS: {blas}; " + ", ".join(packages)
@@ -36,3 +38,77 @@ def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def timed(run, sync=lambda: None, repeats: int = 5) -> dict:
+    """First call (compilation, caches) and then `repeats` warm calls, in seconds."""
+    import statistics
+    import time
+
+    start = time.perf_counter()
+    run()
+    sync()
+    first = time.perf_counter() - start
+    run()  # one more warm-up: some backends finish tuning on the second call
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append(time.perf_counter() - start)
+    return {"first_s": first, "median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def mlx_peak_memory(run) -> float:
+    """Peak MLX memory (GB) during one call of `run`."""
+    import mlx.core as mx
+
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    run()
+    return mx.get_peak_memory() / 1e9
+
+
+def torch_sync_and_peak(device: str):
+    """(sync function, peak-memory function in GB or None) for a torch device."""
+    import torch
+
+    if device.startswith("cuda"):
+        def peak(run):
+            torch.cuda.reset_peak_memory_stats()
+            run()
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() / 1e9
+        return torch.cuda.synchronize, peak
+    return (lambda: None), None
+
+
+def write_outputs(rows, header, title, json_path=None, plot_path=None, machine=None):
+    """Print the table; optionally write the rows as JSON and a bar plot of median times."""
+    import json
+
+    print(f"{title}\n\nMachine: {machine or machine_description()}\n")
+    print(markdown_table(header, [[row.get(h, "") for h in header] for row in rows]))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"title": title, "machine": machine or machine_description(), "rows": rows}, f, indent=1)
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        cases = list(dict.fromkeys(r["case"] for r in rows))
+        impls = list(dict.fromkeys(r["implementation"] for r in rows))
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(cases)), 4))
+        width = 0.8 / len(impls)
+        for i, impl in enumerate(impls):
+            values = [next((float(r["median ms"]) for r in rows if r["case"] == c and r["implementation"] == impl), 0) for c in cases]
+            ax.bar([j + i * width for j in range(len(cases))], values, width, label=impl)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cases))], cases)
+        ax.set_ylabel("median ms (lower is better)")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=120)

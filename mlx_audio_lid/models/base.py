@@ -23,12 +23,37 @@ class LanguageIdModel(nn.Module):
 
     sample_rate: int = 16000
 
-    # Subclasses set `_labels` (the model's own label per logit, in logit order) and
-    # define `min_samples` (the shortest clip the network can answer for).
+    # Subclasses set `_labels` (the model's own label per logit, in logit order) and define
+    # `min_samples` (the shortest clip the network can answer for), `embed_batch(waveforms,
+    # lengths)` (embeddings from checked inputs) and `classify(embeddings)` (logits).
 
     @property
     def labels(self) -> List[str]:
         return list(self._labels)
+
+    def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw waveforms, (B,) valid lengths in samples -> (B, labels) logits."""
+        return self.forward(*self.prepare(waveforms, lengths))
+
+    def embed(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        """(B, T) raw waveforms, (B,) valid lengths -> (B, D) utterance embeddings."""
+        return self.embed_batch(*self.prepare(waveforms, lengths))
+
+    def forward(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
+        """The network alone, on checked inputs: pure, so `mx.compile(model.forward)` works."""
+        return self.classify(self.embed_batch(waveforms, lengths))
+
+    def prepare(self, waveforms: mx.array, lengths: Optional[mx.array]) -> Tuple[mx.array, mx.array]:
+        """Validate a batch (shape, lengths, minimum length) and default lengths to full."""
+        if waveforms.ndim != 2:
+            raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
+        if lengths is None:
+            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
+        lengths = mx.array(lengths).astype(mx.int32)
+        if lengths.shape != (waveforms.shape[0],) or int(lengths.max().item()) > waveforms.shape[1]:
+            raise ValueError(f"lengths {lengths.tolist()} do not fit waveforms of shape {tuple(waveforms.shape)}")
+        self.check_lengths(lengths)
+        return waveforms, lengths
 
     def check_lengths(self, lengths: mx.array) -> None:
         shortest = int(lengths.min().item())

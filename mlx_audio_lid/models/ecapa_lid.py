@@ -229,21 +229,15 @@ class Model(LanguageIdModel):
         feats = speechbrain_fbank(waveforms, lengths, self.config.n_mels, self.sample_rate)
         return feats - masked_mean(feats, length_mask(fbank_frame_lengths(lengths), feats.shape[1]))[:, None, :]
 
-    def embed(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
         """(B, T) raw 16 kHz waveforms -> (B, lin_neurons), SpeechBrain's `encode_batch`."""
-        if waveforms.ndim != 2:
-            raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
-        if lengths is None:
-            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
-        lengths = mx.array(lengths).astype(mx.int32)
-        self.check_lengths(lengths)
         dtype = self.embedding_model.asp_bn.weight.dtype
         feats = self.features(waveforms, lengths).astype(dtype)
         return self.embedding_model(feats, fbank_frame_lengths(lengths))
 
-    def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
-        """(B, T) raw waveforms, (B,) valid lengths -> (B, labels) logits (log-probs or scaled cosines)."""
-        return self.classifier(self.embed(waveforms, lengths))
+    def classify(self, embeddings: mx.array) -> mx.array:
+        """Log-probabilities (VoxLingua107) or scaled cosines (CommonLanguage)."""
+        return self.classifier(embeddings)
 
     def sanitize(self, weights):
         """SpeechBrain's checkpoint names and layouts -> this model's; a no-op on MLX folders.

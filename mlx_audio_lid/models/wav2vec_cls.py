@@ -122,14 +122,8 @@ class Model(LanguageIdModel):
             hidden = encoder.layer_norm(hidden)
         return hidden
 
-    def embed(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
         """(B, T) raw waveforms -> (B, classifier_proj_size): the pooled projection."""
-        if waveforms.ndim != 2:
-            raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
-        if lengths is None:
-            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
-        lengths = mx.array(lengths).astype(mx.int32)
-        self.check_lengths(lengths)
         dtype = self.wav2vec2.feature_projection.layer_norm.weight.dtype  # never quantized
         x = waveforms.astype(mx.float32)
         if self.config.do_normalize:
@@ -142,9 +136,8 @@ class Model(LanguageIdModel):
         hidden = self._encode(hidden, frame_mask)
         return masked_mean(self.projector(hidden), frame_mask)
 
-    def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
-        """(B, T) raw 16 kHz waveforms, (B,) valid lengths -> (B, num_labels) logits."""
-        return self.classifier(self.embed(waveforms, lengths))
+    def classify(self, embeddings: mx.array) -> mx.array:
+        return self.classifier(embeddings)
 
     # -- weights -------------------------------------------------------------------------
     def sanitize(self, weights: Dict[str, mx.array]) -> Dict[str, mx.array]:

@@ -1,0 +1,111 @@
+"""MMS-LID speed: this package (MLX) against transformers (PyTorch, SDPA), in one process on one machine.
+
+The mms-lid-256 architecture (964 M parameters) with random weights, built once in
+transformers and copied into the MLX model, so both run the same network. Each row times the
+network on a prepared batch (transformers' input normalisation is done beforehand; this
+package's runs inside its forward). Ratios compare medians with PyTorch at the same dtype.
+
+    python benchmarks/bench_mms.py                          # CPU, float32
+    python benchmarks/bench_mms.py --torch-device cuda --dtypes float32,float16,bfloat16   # GPU
+    python benchmarks/bench_mms.py --size tiny --repeats 1  # the reduced form CI runs
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX on Linux CPUs)
+
+import mlx.core as mx  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import reference_mms as ref  # noqa: E402
+
+from common import mlx_peak_memory, timed, torch_sync_and_peak, write_outputs  # noqa: E402
+from mlx_audio_lid.identify import pad_batch  # noqa: E402
+from mlx_audio_lid.loading import build_model  # noqa: E402
+
+SECOND = 16000
+CASES = {
+    "10 s x 1": [10] * 1,
+    "30 s x 1": [30] * 1,
+    "10 s x 16": [10] * 16,
+    "mixed 2-30 s x 8": [2, 4, 6, 8, 12, 16, 24, 30],
+}
+TINY_CASES = {"1 s x 1": [1], "mixed 0.5-2 s x 4": [0.5, 1, 1.5, 2]}
+DTYPES = {"float32": (mx.float32, torch.float32), "float16": (mx.float16, torch.float16),
+          "bfloat16": (mx.bfloat16, torch.bfloat16)}
+
+
+def build_pair(size: str, torch_device: str):
+    config = ref.mms_lid_config(256) if size == "full" else ref.tiny_config()
+    reference = ref.build(config, seed=0, classifier_gain=30.0).to(torch_device)
+    weights = {k: mx.array(v.detach().cpu().numpy()) for k, v in reference.state_dict().items()}
+    ours = build_model(dict(config.to_dict(), model_type="wav2vec_cls", do_normalize=True), weights)
+    del weights
+    return reference, ours
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=["full", "tiny"], default="full")
+    parser.add_argument("--dtypes", default="float32", help="comma-separated: float32,float16,bfloat16")
+    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-reference", action="store_true", help="time this package only")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    reference, ours = build_pair(args.size, args.torch_device)
+    sync, torch_peak = torch_sync_and_peak(args.torch_device)
+    cases = CASES if args.size == "full" else TINY_CASES
+    compiled = mx.compile(ours.forward)
+    rows = []
+    for dtype_name in args.dtypes.split(","):
+        mlx_dtype, torch_dtype = DTYPES[dtype_name]
+        ours.set_dtype(mlx_dtype)
+        reference.to(torch_dtype)
+        for case, seconds in cases.items():
+            clips = ref.speechlike_clips([int(s * SECOND) for s in seconds], seed=1)
+            waveforms, lengths = pad_batch(clips)
+            mx.eval(waveforms, lengths)
+            runs = {
+                f"MLX eager {dtype_name}": lambda: mx.eval(ours(waveforms, lengths)),
+                f"MLX compiled {dtype_name}": lambda: mx.eval(compiled(waveforms, lengths)),
+            }
+            if not args.no_reference:
+                inputs = ref.feature_extractor()(clips, sampling_rate=SECOND, padding=True, return_tensors="pt")
+                values = inputs.input_values.to(args.torch_device, torch_dtype)
+                mask = inputs.attention_mask.to(args.torch_device)
+
+                def torch_run():
+                    with torch.inference_mode():
+                        reference(values, attention_mask=mask)
+
+                runs[f"PyTorch {dtype_name}"] = torch_run
+            timings = {}
+            for name, run in runs.items():
+                is_torch = name.startswith("PyTorch")
+                timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
+                if is_torch:
+                    timings[name]["peak_gb"] = torch_peak(run) if torch_peak else None
+                else:
+                    timings[name]["peak_gb"] = mlx_peak_memory(run)
+            base = timings.get(f"PyTorch {dtype_name}")
+            for name, t in timings.items():
+                rows.append({
+                    "implementation": name, "case": case,
+                    "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
+                    "first call ms": f"{t['first_s'] * 1e3:.0f}",
+                    "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
+                    "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
+                })
+            print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
+    header = ["implementation", "case", "median ms", "min ms", "x PyTorch", "first call ms", "peak GB"]
+    title = f"MMS-LID ({args.size} mms-lid-256 architecture, random weights): MLX vs PyTorch on {args.torch_device}"
+    write_outputs(rows, header, title, args.json, args.plot)
+
+
+if __name__ == "__main__":
+    main()
