@@ -1,49 +1,59 @@
-"""Clips in, language predictions out: padding, length-sorted batches, probability tables."""
+"""Audio in, language predictions out: windows batched through the model, answers per recording.
+
+Sources are paths, bytes or arrays (`audio.AudioStream`); each is streamed in blocks and cut
+into windows (`timeline.Windower`), speech windows from every source share padded batches,
+and each recording's windows are summarised into one prediction and, on request, a timeline.
+"""
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
-from mlx_audio.utils import resample_audio
 
+from .audio import SAMPLE_RATE, AudioSource, AudioStream, load_audio
+from .labels import UNDETERMINED, UNDETERMINED_NAME, LanguageInfo, candidate_indices, model_languages
 from .models.base import LanguageIdModel
+from .timeline import MIN_SPEECH_SECONDS, VAD_FRAME, VAD_THRESHOLD_DB, Segment, Windower, aggregate, cells, timeline, window_sizes
 
-AudioArray = Union[np.ndarray, mx.array, Sequence[float]]
+POOL_BATCHES = 4  # windows are length-sorted within this many batches before padding
 
 
 @dataclass
 class LanguagePrediction:
-    """One clip's answer: the best label and the probability of every label."""
+    """One recording's answer: the best label and the probability of every (candidate) label."""
 
-    language: str  # the model's own label, e.g. "eng" (MMS) or "en: English" (VoxLingua107)
+    language: str  # the model's own label, e.g. "eng" (MMS-LID) or "en" (VoxLingua107); "und" if none
     probability: float
-    probs: Dict[str, float] = field(repr=False)  # every label, in the model's label order
+    probs: Dict[str, float] = field(repr=False)  # every candidate label, in the model's label order
     top_k: int = 5  # how many pairs top() gives by default
+    code: str = ""  # ISO 639-3, e.g. "eng" ("und" for silence or an answer below min_probability)
+    name: str = ""  # English name, e.g. "English"
+    duration: float = 0.0  # seconds of audio
+    speech: float = 0.0  # seconds the energy VAD counted as sound
+    segments: Optional[List[Segment]] = None  # the timeline, when asked for (segments=True)
+    languages: Dict[str, LanguageInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def top(self, k: Optional[int] = None) -> List[Tuple[str, float]]:
         """The k (default: top_k) most probable (label, probability) pairs, best first."""
         ranked = sorted(self.probs.items(), key=lambda item: item[1], reverse=True)
         return ranked[: self.top_k if k is None else k]
 
-
-def _as_clip(audio: AudioArray, sample_rate: int, model_rate: int) -> np.ndarray:
-    clip = np.asarray(audio, dtype=np.float32)
-    if clip.ndim != 1:
-        raise ValueError(f"each clip must be a 1-D array of samples, got shape {clip.shape}")
-    if clip.size == 0:
-        raise ValueError("empty clip: no samples")
-    if not np.isfinite(clip).all():
-        raise ValueError("clip contains NaN or infinite samples")
-    if sample_rate != model_rate:
-        clip = np.asarray(resample_audio(clip, sample_rate, model_rate), dtype=np.float32)
-    return clip
+    def to_dict(self, k: Optional[int] = None) -> dict:
+        """A JSON-ready record: language, code, name, probability, top, segments (if any)."""
+        record = {"language": self.language, "code": self.code, "name": self.name,
+                  "probability": self.probability, "duration": self.duration, "speech": self.speech,
+                  "top": [dict(_describe(label, self.languages), probability=p) for label, p in self.top(k)]}
+        if self.segments is not None:
+            record["segments"] = [vars(segment).copy() for segment in self.segments]
+        return record
 
 
-def _batches(lengths: List[int], batch_size: int) -> List[List[int]]:
-    """Clip indices grouped by similar length, so little of each batch is padding."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+def _describe(label: str, languages: Dict[str, LanguageInfo]) -> dict:
+    info = languages.get(label)
+    if info is None:
+        return {"language": label, "code": UNDETERMINED, "name": UNDETERMINED_NAME if label == UNDETERMINED else label}
+    return {"language": info.label, "code": info.code, "name": info.name}
 
 
 def pad_batch(clips: Sequence[np.ndarray]) -> Tuple[mx.array, mx.array]:
@@ -55,68 +65,186 @@ def pad_batch(clips: Sequence[np.ndarray]) -> Tuple[mx.array, mx.array]:
     return mx.array(padded), mx.array(lengths, dtype=mx.int32)
 
 
-def _batched(model_fn, clips: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-    """Run model_fn(waveforms, lengths) over length-sorted batches; row i belongs to clips[i]."""
-    rows: Dict[int, np.ndarray] = {}
-    for indices in _batches([len(c) for c in clips], batch_size):
-        waveforms, lengths = pad_batch([clips[i] for i in indices])
+def _run_pool(model_fn, pool: List[Tuple[object, np.ndarray]], batch_size: int) -> Iterator[Tuple[object, np.ndarray]]:
+    """(key, clip) pairs -> (key, output row), batched by similar length so little is padding."""
+    pool = sorted(pool, key=lambda item: len(item[1]))
+    for begin in range(0, len(pool), batch_size):
+        batch = pool[begin : begin + batch_size]
+        waveforms, lengths = pad_batch([clip for _, clip in batch])
         out = np.array(model_fn(waveforms, lengths).astype(mx.float32))
-        for row, index in zip(out, indices):
-            rows[index] = row
-    return np.stack([rows[i] for i in range(len(clips))])
+        yield from zip((key for key, _ in batch), out)
+
+
+def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size: int) -> Iterator[Tuple[object, np.ndarray]]:
+    """Run model_fn(waveforms, lengths) over (key, clip) items, holding a few batches at a time."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pool: List[Tuple[object, np.ndarray]] = []
+    for item in items:
+        pool.append(item)
+        if len(pool) == batch_size * POOL_BATCHES:
+            yield from _run_pool(model_fn, pool, batch_size)
+            pool = []
+    if pool:
+        yield from _run_pool(model_fn, pool, batch_size)
 
 
 def class_probabilities(model: LanguageIdModel, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
     """(N, num_labels) probabilities; row i belongs to clips[i]."""
-    return _batched(lambda w, n: mx.softmax(model(w, n).astype(mx.float32), axis=-1), clips, batch_size)
+    fn = lambda w, n: mx.softmax(model(w, n).astype(mx.float32), axis=-1)  # noqa: E731
+    rows = dict(run_batched(fn, enumerate(clips), batch_size))
+    return np.stack([rows[i] for i in range(len(clips))])
 
 
-def _prepare(model: LanguageIdModel, audio, sample_rate: int) -> Tuple[bool, List[np.ndarray]]:
-    single = isinstance(audio, (np.ndarray, mx.array)) and audio.ndim == 1
-    clips_in = [audio] if single else list(audio)
-    if not clips_in:
+def _is_one_source(audio) -> bool:
+    if isinstance(audio, (np.ndarray, mx.array)):
+        return audio.ndim <= 1
+    return isinstance(audio, (str, bytes, bytearray, memoryview)) or hasattr(audio, "__fspath__")
+
+
+def _sources(audio) -> Tuple[bool, List[AudioSource]]:
+    single = _is_one_source(audio)
+    sources = [audio] if single else list(audio)
+    if not sources:
         raise ValueError("no audio given")
-    return single, [_as_clip(c, sample_rate, model.sample_rate) for c in clips_in]
+    return single, sources
 
 
 def embed(
     model: LanguageIdModel,
-    audio: Union[AudioArray, Sequence[AudioArray]],
+    audio: Union[AudioSource, Sequence[AudioSource]],
     *,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     batch_size: int = 8,
 ) -> np.ndarray:
     """Utterance embeddings, as SpeechBrain's `encode_batch`: (D,) for one clip, (N, D) for a list."""
-    single, clips = _prepare(model, audio, sample_rate)
-    vectors = _batched(model.embed, clips, batch_size)
+    single, sources = _sources(audio)
+    clips = [load_audio(source, sample_rate)[0] for source in sources]
+    for clip in clips:
+        _check_length(len(clip), model)
+    rows = dict(run_batched(model.embed, enumerate(clips), batch_size))
+    vectors = np.stack([rows[i] for i in range(len(clips))])
     return vectors[0] if single else vectors
+
+
+def _check_length(samples: int, model: LanguageIdModel) -> None:
+    if samples == 0:
+        raise ValueError("empty clip: no samples")
+    if samples < model.min_samples:
+        raise ValueError(
+            f"clip of {samples} samples is shorter than this model's minimum of {model.min_samples} "
+            f"samples ({model.min_samples / SAMPLE_RATE * 1000:.0f} ms at {SAMPLE_RATE} Hz)"
+        )
+
+
+class _Recording:
+    """One source's windows, which of them ran, and what the model said about them."""
+
+    def __init__(self, source: AudioSource, sample_rate: int, window: int, hop: int, threshold_db):
+        self.stream = AudioStream(source, sample_rate)
+        self.windower = Windower(window, hop, threshold_db)
+        self.spans: List[Tuple[int, int]] = []
+        self.probs: Dict[int, np.ndarray] = {}  # window index -> candidate probabilities
+
+    def speech_windows(self, model: LanguageIdModel) -> Iterator[Tuple[int, np.ndarray]]:
+        for start, samples in self.windower.windows(self.stream.blocks()):
+            self.spans.append((start, start + len(samples)))
+            if self.windower.sound_seconds(start, start + len(samples)) >= min(MIN_SPEECH_SECONDS, len(samples) / SAMPLE_RATE / 2):
+                yield len(self.spans) - 1, samples
+        self.stream = None  # a decoded file's samples can go; only the answers are kept
+        _check_length(self.windower.total, model)
 
 
 def identify(
     model: LanguageIdModel,
-    audio: Union[AudioArray, Sequence[AudioArray]],
+    audio: Union[AudioSource, Sequence[AudioSource]],
     *,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     top_k: int = 5,
     batch_size: int = 8,
+    languages: Union[None, str, Iterable[str]] = None,
+    min_probability: Optional[float] = None,
+    segments: bool = False,
+    window: Optional[float] = None,
+    hop: Optional[float] = None,
+    vad: bool = True,
+    vad_threshold_db: float = VAD_THRESHOLD_DB,
 ) -> Union[LanguagePrediction, List[LanguagePrediction]]:
-    """Which language is spoken? One 1-D clip -> a prediction; a list of clips -> a list.
+    """Which language is spoken? One source -> a prediction; a list of sources -> a list.
 
-    Clips of different lengths are batched with padding masks, so each gets exactly the
-    answer it gets alone. `probs` holds every label; `top_k` is what `.top()` returns.
+    A source is a path (WAV, FLAC, MP3, Ogg; others through ffmpeg), bytes of such a file, or
+    a 1-D array of samples at `sample_rate` (integer PCM is scaled; a 2-D array is a list of
+    clips). Audio is resampled to 16 kHz and down-mixed to mono.
+
+    - `languages`: candidate languages ("en,ru", ["eng", "Russian"]): ISO 639-1, ISO 639-3 or
+      English names. Probabilities are renormalised over the candidates' labels.
+    - `min_probability`: below it the answer (and a timeline window's) is "und".
+    - Recordings longer than `window` seconds (default per model family: timeline.WINDOWS)
+      are cut into windows every `hop` seconds; windows with less than 0.3 s above
+      `vad_threshold_db` are skipped (`vad=False` runs them all). The answer averages the
+      speech windows, weighted by the speech each stands for; silence gives "und".
+    - `segments=True` adds `.segments`: (start, end, language, probability) in seconds.
+    Clips of different lengths share padded batches, each getting the answer it gets alone.
     """
-    single, clips = _prepare(model, audio, sample_rate)
-    probs = class_probabilities(model, clips, batch_size)
-    labels = model.labels
-    results = []
-    for row in probs:
-        best = int(np.argmax(row))
-        results.append(
-            LanguagePrediction(
-                language=labels[best],
-                probability=float(row[best]),
-                probs=dict(zip(labels, row.tolist())),
-                top_k=top_k,
-            )
-        )
+    single, sources = _sources(audio)
+    if min_probability is not None and not 0 <= min_probability <= 1:
+        raise ValueError(f"min_probability must be between 0 and 1, got {min_probability}")
+    candidates = candidate_indices(model, languages)
+    labels = model.labels if candidates is None else [model.labels[i] for i in candidates]
+    window_samples, hop_samples = window_sizes(getattr(model.config, "model_type", None), window, hop)
+
+    def probabilities(waveforms, lengths):
+        logits = model(waveforms, lengths).astype(mx.float32)
+        if candidates is not None:  # softmax over the candidates = renormalised probabilities
+            logits = logits[:, mx.array(candidates)]
+        return mx.softmax(logits, axis=-1)
+
+    recordings: List[_Recording] = []
+
+    def windows():
+        for index, source in enumerate(sources):
+            recordings.append(_Recording(source, sample_rate, window_samples, hop_samples,
+                                         vad_threshold_db if vad else None))
+            for window_index, samples in recordings[-1].speech_windows(model):
+                yield (index, window_index), samples
+
+    for (index, window_index), row in run_batched(probabilities, windows(), batch_size):
+        recordings[index].probs[window_index] = row
+    languages_info = model_languages(model)
+    results = [_summarise(r, labels, languages_info, top_k, min_probability, segments) for r in recordings]
     return results[0] if single else results
+
+
+def _summarise(recording: _Recording, labels: List[str], languages: Dict[str, LanguageInfo], top_k: int,
+               min_probability: Optional[float], with_segments: bool) -> LanguagePrediction:
+    windower = recording.windower
+    spans = np.array(recording.spans, dtype=np.float64).reshape(-1, 2)
+    all_cells = cells(spans, windower.total)
+    ran = sorted(recording.probs)
+    probs = np.stack([recording.probs[i] for i in ran]) if ran else np.zeros((0, len(labels)))
+    weights = np.array([windower.sound_seconds(int(round(all_cells[i][0])), int(round(all_cells[i][1]))) for i in ran])
+    duration, speech = windower.total / SAMPLE_RATE, float(windower.sound.sum()) * VAD_FRAME / SAMPLE_RATE
+    speech = min(speech, duration)
+
+    def weak(p: float) -> bool:
+        return min_probability is not None and p < min_probability
+
+    if not ran:  # nothing but silence: a defined answer, not a guess
+        prediction = LanguagePrediction(UNDETERMINED, 0.0, {}, top_k)
+    else:
+        mean = aggregate(probs, weights)
+        best = int(np.argmax(mean))
+        language = UNDETERMINED if weak(mean[best]) else labels[best]
+        prediction = LanguagePrediction(language, float(mean[best]), dict(zip(labels, mean.tolist())), top_k)
+    described = _describe(prediction.language, languages)
+    prediction.code, prediction.name = described["code"], described["name"]
+    prediction.duration, prediction.speech, prediction.languages = duration, speech, languages
+    if with_segments:
+        bests = probs.argmax(axis=1) if ran else np.zeros(0, int)
+        chosen = [UNDETERMINED if weak(p[b]) else labels[b] for p, b in zip(probs, bests)]
+        found = timeline(all_cells[ran], chosen, [p[b] for p, b in zip(probs, bests)], weights, windower.sound)
+        for segment in found:
+            described = _describe(segment.language, languages)
+            segment.code, segment.name = described["code"], described["name"]
+        prediction.segments = found
+    return prediction
