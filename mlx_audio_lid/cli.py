@@ -1,0 +1,225 @@
+"""`mlx_audio_lid`: identify languages in files and folders; convert checkpoints.
+
+    mlx_audio_lid identify PATH... [--model M] [--top-k K] [--languages en,ru] [--segments]
+                  [--format text|json|jsonl|csv] [--output FILE] [--batch-size N] [--plot out.png]
+    mlx_audio_lid convert --hf-path SOURCE --mlx-path DESTINATION [...]   (the converter's own options)
+
+A thin front over `load`, `identify` and `convert`: every file gets a record, a file that
+fails gets an `error` instead of a language and never stops the others, and the exit status
+is 1 when any file failed (2 when the model or the arguments are wrong).
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Iterator, List, Optional
+
+from . import loading
+from .audio import AUDIO_EXTENSIONS
+from .identify import identify
+from .timeline import VAD_THRESHOLD_DB
+
+DEFAULT_MODEL = "mlx-community/mms-lid-256"  # MMS-LID-256 converted to an MLX folder
+FORMATS = ("text", "json", "jsonl", "csv")
+CSV_COLUMNS = ("path", "kind", "start", "end", "language", "code", "name", "probability", "top", "error")
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, (ValueError, OSError)) and text else f"{type(error).__name__}: {text}"
+
+
+def load_model(name: str):
+    """A local folder in any layout `load` reads, or a Hub repo id fetched on first use."""
+    path = Path(name).expanduser()
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if path.exists() or looks_local:
+        if not path.is_dir():
+            raise FileNotFoundError(f"no model folder at {name}")
+        return loading.load(path)
+    try:
+        folder = loading.resolve_folder(name)
+    except Exception as error:  # offline, unknown repo, or a name that is not a repo id
+        raise ValueError(
+            f"could not get model {name!r} from the Hugging Face Hub ({one_line(error)}). "
+            "Without network, pass a local folder: --model path/to/folder (an MLX folder made by "
+            "`mlx_audio_lid convert`, a transformers MMS-LID checkpoint or a SpeechBrain folder)"
+        ) from None
+    return loading.load(folder)
+
+
+def audio_files(paths: List[str]) -> Iterator[tuple]:
+    """(path, None) for each file to identify, folders recursed; (path, error) for a bad path."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
+            if not found:
+                yield name, f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in folder {name}"
+            yield from ((str(p), None) for p in found)
+        else:
+            yield name, None  # a missing or unreadable file fails on its own, with its own message
+
+
+def _format_top(top: list) -> str:
+    return ";".join(f"{entry['language']}:{entry['probability']:.4f}" for entry in top)
+
+
+class Writer:
+    """Writes records in one of FORMATS as they come (json: one list at the end)."""
+
+    def __init__(self, out: IO[str], fmt: str):
+        self.out, self.fmt, self.records = out, fmt, []
+        if fmt == "csv":
+            self.csv = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+            self.csv.writeheader()
+
+    def write(self, record: dict) -> None:
+        if self.fmt == "json":
+            self.records.append(record)
+        elif self.fmt == "jsonl":
+            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif self.fmt == "csv":
+            self._write_csv(record)
+        else:
+            self._write_text(record)
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump(self.records, self.out, indent=2, ensure_ascii=False)
+            self.out.write("\n")
+
+    def _write_csv(self, record: dict) -> None:
+        if "error" in record:
+            self.csv.writerow({"path": record["path"], "kind": "file", "error": record["error"]})
+            return
+        row = {k: record[k] for k in ("path", "language", "code", "name", "probability")}
+        self.csv.writerow(dict(row, kind="file", start=0.0, end=record["duration"], top=_format_top(record["top"])))
+        for segment in record.get("segments", []):
+            self.csv.writerow(dict(segment, path=record["path"], kind="segment"))
+
+    def _write_text(self, record: dict) -> None:
+        if "error" in record:
+            self.out.write(f"{record['path']}: error: {record['error']}\n")
+            return
+        others = ", ".join(f"{t['language']} {t['probability']:.3f}" for t in record["top"][1:])
+        self.out.write(f"{record['path']}: {record['language']} ({record['name']}) {record['probability']:.3f}"
+                       + (f"  [{others}]" if others else "") + "\n")
+        for s in record.get("segments", []):
+            self.out.write(f"  {s['start']:9.2f} - {s['end']:9.2f} s  {s['language']} ({s['name']}) {s['probability']:.3f}\n")
+
+
+def plot_timeline(record: dict, destination: str) -> None:
+    """The file's segments as bars, one row per language, shaded by probability."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'mlx-audio-lid[plot]'") from None
+    segments = record["segments"]
+    rows = list(dict.fromkeys(s["language"] for s in segments))
+    figure, axes = plt.subplots(figsize=(10, 1 + 0.4 * max(1, len(rows))))
+    for s in segments:
+        axes.barh(rows.index(s["language"]), s["end"] - s["start"], left=s["start"], height=0.6,
+                  color="tab:blue", alpha=0.3 + 0.7 * s["probability"])
+    axes.set_yticks(range(len(rows)), [f"{r} ({next(s['name'] for s in segments if s['language'] == r)})" for r in rows])
+    axes.set_xlim(0, max(record["duration"], 1e-3))
+    axes.set_xlabel("time (s)")
+    axes.set_title(f"{Path(record['path']).name}: {record['language']} ({record['name']})")
+    figure.tight_layout()
+    figure.savefig(destination)
+    plt.close(figure)
+
+
+def run_identify(args) -> int:
+    try:
+        model = load_model(args.model)
+    except Exception as error:
+        print(f"mlx_audio_lid: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    files = list(audio_files(args.paths))
+    if args.plot and len(files) != 1:
+        print(f"mlx_audio_lid: error: --plot draws one file's timeline; {len(files)} files given", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    failed = 0
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    writer = Writer(out, args.format)
+    try:
+        for path, problem in tqdm(files, file=sys.stderr, unit="file", disable=len(files) < 2):
+            record = {"path": path}
+            try:
+                if problem:
+                    raise ValueError(problem)
+                prediction = identify(
+                    model, path, top_k=args.top_k, languages=args.languages, min_probability=args.min_probability,
+                    segments=args.segments or bool(args.plot), batch_size=args.batch_size, window=args.window,
+                    hop=args.hop, vad=not args.no_vad, vad_threshold_db=args.vad_threshold_db,
+                )
+                record.update(prediction.to_dict())
+                if args.plot:
+                    plot_timeline(record, args.plot)
+                    if not args.segments:
+                        del record["segments"]
+            except Exception as error:  # one bad file must not stop the others
+                record = {"path": path, "error": one_line(error)}
+                failed += 1
+            writer.write(record)
+        writer.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 1 if failed else 0
+
+
+def run_convert(arguments: List[str]) -> int:
+    """`convert` is the converter's own command line (mlx_audio_lid/convert.py), passed through."""
+    try:
+        from .convert import main as convert_main
+    except ImportError:
+        print("mlx_audio_lid: error: this installation has no converter (mlx_audio_lid/convert.py)", file=sys.stderr)
+        return 2
+    return convert_main(arguments)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mlx_audio_lid", description="Spoken language identification on MLX.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    ident = commands.add_parser("identify", help="identify the language of audio files and folders")
+    ident.add_argument("paths", nargs="+", metavar="PATH", help="audio files, or folders to search for them")
+    ident.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"local folder (any layout mlx_audio_lid.load reads) or Hub repo id (default {DEFAULT_MODEL})")
+    ident.add_argument("--top-k", type=int, default=5, help="how many (language, probability) pairs to list")
+    ident.add_argument("--languages", help="candidate languages, comma separated: ISO 639-1, 639-3 or English names")
+    ident.add_argument("--min-probability", type=float, help="answer 'und' when the best probability is lower")
+    ident.add_argument("--segments", action="store_true", help="add a timeline of (start, end, language) segments")
+    ident.add_argument("--format", choices=FORMATS, default="text")
+    ident.add_argument("--output", help="write the results to this file instead of standard output")
+    ident.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    ident.add_argument("--window", type=float, help="window length in seconds (default per model family)")
+    ident.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+    ident.add_argument("--no-vad", action="store_true", help="run every window, silent or not")
+    ident.add_argument("--vad-threshold-db", type=float, default=VAD_THRESHOLD_DB,
+                       help=f"frame level (dBFS) that counts as sound (default {VAD_THRESHOLD_DB})")
+    ident.add_argument("--plot", metavar="PNG", help="draw the timeline of one file (needs matplotlib)")
+    ident.set_defaults(run=run_identify)
+
+    conv = commands.add_parser("convert", add_help=False, help="convert a published checkpoint into an MLX folder "
+                               "(`mlx_audio_lid convert --help` lists its options)")
+    conv.add_argument("arguments", nargs=argparse.REMAINDER)  # listed here; main() hands them over
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["convert"]:  # every option, --help included, belongs to the converter
+        return run_convert(argv[1:])
+    args = parser().parse_args(argv)
+    return args.run(args)
