@@ -80,6 +80,7 @@ def main():
     parser.add_argument("--torch-device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="time this package only")
+    parser.add_argument("--cases", help="comma-separated subset of the case names")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -104,7 +105,10 @@ def main():
     compiled = mx.compile(ours.forward)
     for dtype_name in args.dtypes.split(","):
         ours.set_dtype(MLX_DTYPES[dtype_name])
-        for case, seconds in (CASES if args.size == "full" else TINY_CASES).items():
+        cases = CASES if args.size == "full" else TINY_CASES
+        for case, seconds in cases.items():
+            if args.cases and case not in args.cases.split(","):
+                continue
             clips = random_clips(seconds)
             waveforms, lengths = pad_batch(clips)
             runs = {
@@ -124,6 +128,7 @@ def main():
                 runs[f"SpeechBrain {dtype_name}"] = sb_run
             timings = {}
             for name, run in runs.items():
+                print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
                 is_torch = name.startswith("SpeechBrain")
                 timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
                 timings[name]["peak_gb"] = (torch_peak(run) if torch_peak else None) if is_torch else mlx_peak_memory(run)

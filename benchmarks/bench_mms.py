@@ -54,6 +54,7 @@ def main():
     parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="time this package only")
+    parser.add_argument("--cases", help="comma-separated subset of the case names")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -67,6 +68,8 @@ def main():
         ours.set_dtype(mlx_dtype)
         reference.to(torch_dtype)
         for case, seconds in cases.items():
+            if args.cases and case not in args.cases.split(","):
+                continue
             clips = ref.speechlike_clips([int(s * SECOND) for s in seconds], seed=1)
             waveforms, lengths = pad_batch(clips)
             mx.eval(waveforms, lengths)
@@ -86,6 +89,7 @@ def main():
                 runs[f"PyTorch {dtype_name}"] = torch_run
             timings = {}
             for name, run in runs.items():
+                print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
                 is_torch = name.startswith("PyTorch")
                 timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
                 if is_torch:

@@ -1,0 +1,113 @@
+"""Where the time goes: each stage of both networks timed on its own (evaluated between stages).
+
+Full-size architectures with random weights, on MLX's default device (GPU where there is one).
+The sum of the stages is close to, but not the same as, a whole forward: evaluating between
+stages removes overlap and keeps every intermediate alive.
+
+    python benchmarks/profile_models.py --model mms --batch 16 --seconds 10 --dtype float16
+    python benchmarks/profile_models.py --model ecapa --batch 1 --seconds 10
+"""
+
+import argparse
+import time
+
+import mlx_audio_lid  # noqa: F401  (first: an optimized BLAS under MLX on Linux CPUs)
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+
+from common import machine_description, markdown_table  # noqa: E402
+from mlx_audio_lid.features import fbank_frame_lengths  # noqa: E402
+from mlx_audio_lid.masking import length_mask, masked_mean  # noqa: E402
+from mlx_audio_lid.models import ecapa_lid, wav2vec_cls  # noqa: E402
+
+MMS = dict(hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120,
+           conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+           conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True, num_conv_pos_embeddings=128,
+           num_conv_pos_embedding_groups=16, classifier_proj_size=1024, num_labels=256, adapter_attn_dim=16)
+ECAPA = dict(n_mels=60, channels=[1024, 1024, 1024, 1024, 3072], kernel_sizes=[5, 3, 3, 3, 1],
+             dilations=[1, 2, 3, 4, 1], attention_channels=128, lin_neurons=256, classifier="xvector",
+             labels=[f"l{i}" for i in range(107)])
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+
+
+def stage(rows, name, fn, repeats, count=1):
+    """Time fn (returns arrays), `count` identical calls per step (e.g. one per layer)."""
+    out = fn()
+    mx.eval(out)
+    mx.reset_peak_memory()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        mx.eval(fn())
+    seconds = (time.perf_counter() - start) / repeats
+    rows.append([name, f"{seconds * 1e3:.2f}", f"{seconds * count * 1e3:.2f}", f"{mx.get_peak_memory() / 1e9:.2f}"])
+    return out
+
+
+def profile_mms(x, lengths, dtype, repeats):
+    model = wav2vec_cls.Model(wav2vec_cls.ModelConfig.from_dict(MMS))
+    model.eval()
+    model.set_dtype(dtype)
+    mx.eval(model.parameters())
+    rows = []
+    stage(rows, "whole forward", lambda: model(x, lengths), repeats)
+    hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(dtype), lengths), repeats)
+    projection = model.wav2vec2.feature_projection
+    hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
+    mask = length_mask(model.frame_lengths(lengths), hidden.shape[1])
+    conv = model.wav2vec2.encoder.pos_conv_embed.conv
+    stage(rows, "positional conv", lambda: nn.gelu(conv(hidden)), repeats)
+    layer = model.wav2vec2.encoder.layers[0]
+    count = len(model.wav2vec2.encoder.layers)
+    attention_mask = mask[:, None, None, :]
+    stage(rows, "encoder layer (x48)", lambda: layer(hidden, attention_mask=attention_mask)[0], repeats, count)
+    normed = layer.layer_norm(hidden)
+    stage(rows, "  attention block (x48)", lambda: layer.attention(normed, attention_mask=attention_mask)[0], repeats, count)
+    stage(rows, "  feed-forward block (x48)", lambda: layer.feed_forward(layer.final_layer_norm(hidden)), repeats, count)
+    stage(rows, "  adapter (x48)", lambda: layer.adapter_layer(hidden), repeats, count)
+    stage(rows, "head", lambda: model.classify(masked_mean(model.projector(hidden), mask)), repeats)
+    return rows
+
+
+def profile_ecapa(x, lengths, dtype, repeats):
+    model = ecapa_lid.Model(ecapa_lid.ModelConfig.from_dict(ECAPA))
+    model.eval()
+    model.set_dtype(dtype)
+    mx.eval(model.parameters())
+    rows = []
+    stage(rows, "whole forward", lambda: model(x, lengths), repeats)
+    feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(dtype), repeats)
+    frames = fbank_frame_lengths(lengths)
+    mask = length_mask(frames, feats.shape[1])
+    blocks = model.embedding_model.blocks
+    out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, frames), repeats)
+    for i, block in enumerate(blocks[1:], start=1):
+        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, frames, mask), repeats)
+    sub = blocks[1].res2net_block.blocks[0]
+    piece = out[..., : out.shape[-1] // 8]
+    stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, frames), repeats, 21)
+    aggregated = mx.concatenate([out] * 3, axis=-1)
+    out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, frames), repeats)
+    stage(rows, "attentive statistics", lambda: ecapa_lid.attentive_statistics(model.embedding_model.asp, out, frames, mask), repeats)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=["mms", "ecapa"], default="mms")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    samples = int(args.seconds * 16000)
+    x = 0.1 * mx.random.normal((args.batch, samples))
+    lengths = mx.full((args.batch,), samples, dtype=mx.int32)
+    profile = profile_mms if args.model == "mms" else profile_ecapa
+    rows = profile(x, lengths, DTYPES[args.dtype], args.repeats)
+    print(f"{args.model}: {args.batch} x {args.seconds:g} s, {args.dtype}\nMachine: {machine_description()}\n")
+    print(markdown_table(["stage", "ms per call", "ms in forward", "peak GB"], rows))
+
+
+if __name__ == "__main__":
+    main()
