@@ -8,8 +8,9 @@ from . import cpu_blas
 
 cpu_blas.install()  # must precede the first `import mlx.core` in the process
 
+from .convert import convert
 from .identify import LanguagePrediction, embed, identify
-from .loading import convert, load
+from .loading import load
 from .registry import register_with_mlx_audio
 
 register_with_mlx_audio()

@@ -10,12 +10,10 @@ Layouts understood:
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 from mlx_audio.utils import apply_quantization, get_model_path
 
 from .models.base import LanguageIdModel
@@ -24,8 +22,9 @@ from .speechbrain_folder import read_speechbrain
 
 logger = logging.getLogger(__name__)
 
-# What to fetch from the Hub for any supported layout (never pytorch_model.bin: safetensors suffice).
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.yaml", "*.ckpt", "*.txt"]
+# What to fetch from the Hub for any supported layout (never pytorch_model.bin: safetensors suffice),
+# and the card, whose license a conversion inherits.
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.yaml", "*.ckpt", "*.txt", "README.md"]
 TRANSFORMERS_ARCHITECTURES = {"Wav2Vec2ForSequenceClassification": "wav2vec_cls"}
 
 Weights = Dict[str, mx.array]
@@ -120,26 +119,3 @@ def load(
     config, weights = read_source(resolve_folder(path_or_hf_repo, revision))
     return build_model(config, weights, strict=strict)
 
-
-def convert(
-    hf_path: Union[str, Path], mlx_path: Union[str, Path], *, revision: Optional[str] = None
-) -> Path:
-    """Convert a published checkpoint into an MLX folder (config.json + model.safetensors)."""
-    destination = Path(mlx_path)
-    if destination.exists():
-        raise FileExistsError(f"{destination} already exists; choose a new folder")
-    config, weights = read_source(resolve_folder(hf_path, revision))
-    model = build_model(config, weights)
-    destination.mkdir(parents=True)
-    try:
-        mx.save_safetensors(
-            str(destination / "model.safetensors"),
-            dict(tree_flatten(model.parameters())),
-            metadata={"format": "mlx"},
-        )
-        with open(destination / "config.json", "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-    except BaseException:
-        shutil.rmtree(destination)  # never leave a half-written folder that would load
-        raise
-    return destination
