@@ -51,6 +51,7 @@ def profile_mms(x, lengths, dtype, repeats):
     mx.eval(model.parameters())
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
+    stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
     hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(dtype), lengths), repeats)
     projection = model.wav2vec2.feature_projection
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
@@ -63,6 +64,7 @@ def profile_mms(x, lengths, dtype, repeats):
     stage(rows, "encoder layer (x48)", lambda: layer(hidden, attention_mask=attention_mask)[0], repeats, count)
     normed = layer.layer_norm(hidden)
     stage(rows, "  attention block (x48)", lambda: layer.attention(normed, attention_mask=attention_mask)[0], repeats, count)
+    stage(rows, "  attention block, no mask (x48)", lambda: layer.attention(normed)[0], repeats, count)
     stage(rows, "  feed-forward block (x48)", lambda: layer.feed_forward(layer.final_layer_norm(hidden)), repeats, count)
     stage(rows, "  adapter (x48)", lambda: layer.adapter_layer(hidden), repeats, count)
     stage(rows, "head", lambda: model.classify(masked_mean(model.projector(hidden), mask)), repeats)
@@ -74,8 +76,10 @@ def profile_ecapa(x, lengths, dtype, repeats):
     model.eval()
     model.set_dtype(dtype)
     mx.eval(model.parameters())
+    compiled = mx.compile(model.forward)
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
+    stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
     feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(dtype), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])

@@ -39,12 +39,15 @@ class LanguageIdModel(nn.Module):
         """(B, T) raw waveforms, (B,) valid lengths -> (B, D) utterance embeddings."""
         return self.embed_batch(*self.prepare(waveforms, lengths))
 
-    def forward(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
-        """The network alone, on checked inputs: pure, so `mx.compile(model.forward)` works."""
-        return self.classify(self.embed_batch(waveforms, lengths))
+    def forward(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        """The network alone, on checked inputs: pure, so `mx.compile(model.forward)` works.
 
-    def prepare(self, waveforms: mx.array, lengths: Optional[mx.array]) -> Tuple[mx.array, mx.array]:
-        """Validate a batch (shape, lengths, minimum length) and default lengths to full."""
+        `padded=False` promises every clip fills the batch, which lets attention skip its mask.
+        """
+        return self.classify(self.embed_batch(waveforms, lengths, padded))
+
+    def prepare(self, waveforms: mx.array, lengths: Optional[mx.array]) -> Tuple[mx.array, mx.array, bool]:
+        """Validate a batch (shape, lengths, minimum length) -> (waveforms, lengths, padded)."""
         if waveforms.ndim != 2:
             raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
         if lengths is None:
@@ -53,7 +56,7 @@ class LanguageIdModel(nn.Module):
         if lengths.shape != (waveforms.shape[0],) or int(lengths.max().item()) > waveforms.shape[1]:
             raise ValueError(f"lengths {lengths.tolist()} do not fit waveforms of shape {tuple(waveforms.shape)}")
         self.check_lengths(lengths)
-        return waveforms, lengths
+        return waveforms, lengths, int(lengths.min().item()) < waveforms.shape[1]
 
     def check_lengths(self, lengths: mx.array) -> None:
         shortest = int(lengths.min().item())

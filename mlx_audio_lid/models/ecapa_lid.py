@@ -114,17 +114,26 @@ def se_res2net(block: SERes2NetBlock, x: mx.array, lengths: mx.array, mask: mx.a
 def attentive_statistics(pool: AttentiveStatisticsPooling, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
     """(B, T, C) -> (B, 2C): attention-weighted mean and std over each clip's valid frames."""
     x = mx.where(mask[:, :, None], x, 0.0)
-    weights = (mask / mask.sum(axis=1, keepdims=True))[:, :, None]  # uniform over valid frames
+    weights = (mask / mask.sum(axis=1, keepdims=True))[:, :, None].astype(x.dtype)  # uniform over valid frames
     mean, std = _weighted_statistics(x, weights)
-    if pool.global_context:
-        context = mx.broadcast_to(mx.concatenate([mean, std], axis=-1)[:, None, :], (*x.shape[:2], 2 * x.shape[2]))
-        attention_in = mx.concatenate([x, context], axis=-1)
-    else:
-        attention_in = x
-    scores = pool.conv(mx.tanh(tdnn(pool.tdnn, attention_in, lengths)))
+    scores = pool.conv(mx.tanh(_attention_tdnn(pool, x, mx.concatenate([mean, std], axis=-1))))
     scores = mx.where(mask[:, :, None], scores, -mx.inf)
     mean, std = _weighted_statistics(x, mx.softmax(scores.astype(mx.float32), axis=1).astype(x.dtype))
     return mx.concatenate([mean, std], axis=-1)
+
+
+def _attention_tdnn(pool: AttentiveStatisticsPooling, x: mx.array, context: mx.array) -> mx.array:
+    """The pooling's TDNN on [x, mean, std] per frame, without building that (B, T, 3C) input.
+
+    With global context the mean and std are the same for every frame, so their share of the
+    1x1 conv is one (B, 2C) @ (2C, A) product added to every frame, not a matmul over T frames.
+    """
+    block, channels = pool.tdnn, x.shape[-1]
+    weight = block.conv.weight[:, 0, :]  # (A, C or 3C): a 1x1 conv
+    hidden = x @ weight[:, :channels].T + block.conv.bias
+    if pool.global_context:
+        hidden = hidden + (context @ weight[:, channels:].T)[:, None, :]
+    return block.norm(nn.relu(hidden))
 
 
 def _weighted_statistics(x: mx.array, weights: mx.array):
@@ -229,8 +238,11 @@ class Model(LanguageIdModel):
         feats = speechbrain_fbank(waveforms, lengths, self.config.n_mels, self.sample_rate)
         return feats - masked_mean(feats, length_mask(fbank_frame_lengths(lengths), feats.shape[1]))[:, None, :]
 
-    def embed_batch(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
-        """(B, T) raw 16 kHz waveforms -> (B, lin_neurons), SpeechBrain's `encode_batch`."""
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        """(B, T) raw 16 kHz waveforms -> (B, lin_neurons), SpeechBrain's `encode_batch`.
+
+        `padded` changes nothing here: the masks are cheap next to the convolutions.
+        """
         dtype = self.embedding_model.asp_bn.weight.dtype
         feats = self.features(waveforms, lengths).astype(dtype)
         return self.embedding_model(feats, fbank_frame_lengths(lengths))

@@ -108,21 +108,23 @@ class Model(LanguageIdModel):
         var = masked_mean(mx.square(hidden - mean), mask[..., 0])[:, None, :]
         return (hidden - mean) * mx.rsqrt(var + norm.eps) * norm.weight + norm.bias
 
-    def _encode(self, hidden: mx.array, frame_mask: mx.array) -> mx.array:
+    def _encode(self, hidden: mx.array, frame_mask: mx.array, padded: bool) -> mx.array:
         encoder = self.wav2vec2.encoder
         hidden = hidden * frame_mask[:, :, None]  # padded frames must not leak into the pos conv
         position = encoder.pos_conv_embed.conv(hidden)[:, : hidden.shape[1]]  # drop the even-kernel extra frame
         hidden = hidden + nn.gelu(position)
         if not self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
-        attention_mask = frame_mask[:, None, None, :]  # (B, 1, 1, frames): padded keys masked
+        # (B, 1, 1, frames): padded keys masked. Without padding there is nothing to mask, and
+        # attention without a mask takes MLX's fused kernel.
+        attention_mask = frame_mask[:, None, None, :] if padded else None
         for layer in encoder.layers:
             hidden = layer(hidden, attention_mask=attention_mask)[0]
         if self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
         return hidden
 
-    def embed_batch(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
         """(B, T) raw waveforms -> (B, classifier_proj_size): the pooled projection."""
         dtype = self.wav2vec2.feature_projection.layer_norm.weight.dtype  # never quantized
         x = waveforms.astype(mx.float32)
@@ -133,7 +135,7 @@ class Model(LanguageIdModel):
         hidden = self.wav2vec2.feature_projection.projection(
             self.wav2vec2.feature_projection.layer_norm(hidden)
         )
-        hidden = self._encode(hidden, frame_mask)
+        hidden = self._encode(hidden, frame_mask, padded)
         return masked_mean(self.projector(hidden), frame_mask)
 
     def classify(self, embeddings: mx.array) -> mx.array:
