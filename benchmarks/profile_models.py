@@ -49,6 +49,7 @@ def profile_mms(x, lengths, dtype, repeats):
     model.eval()
     model.set_dtype(dtype)
     mx.eval(model.parameters())
+    compiled = mx.compile(model.forward)
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
     stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
