@@ -111,11 +111,12 @@ def write_card(
     conversion = config["conversion"]
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     base = conversion.get("base_model")
+    named = base or conversion["source"] or conversion["source_folder"]
     text = Template((TEMPLATES / f"{config['model_type']}.md").read_text(encoding="utf-8")).substitute(
         front_matter=front_matter(config, license).strip(),
         repo_id=repo_id,
-        base_model=base or conversion["source"],
-        base_model_link=f"[{base}](https://huggingface.co/{base})" if base else f"`{conversion['source']}`",
+        base_model=base or "the original",
+        base_model_link=f"[{base}](https://huggingface.co/{base})" if base else f"`{named}`",
         license=license,
         num_labels=len(languages),
         total_parameters=f"{total_parameters / 1e6:,.1f} M" if total_parameters >= 1e6 else f"{total_parameters:,}",
@@ -135,7 +136,8 @@ def write_card(
 
 
 def convert_command(conversion: dict, config: dict, repo_id: str) -> str:
-    words = ["python -m mlx_audio_lid.convert", f"--hf-path {conversion.get('base_model') or conversion['source']}"]
+    source = conversion.get("base_model") or conversion["source"] or f"path/to/{conversion['source_folder']}"
+    words = ["python -m mlx_audio_lid.convert", f"--hf-path {source}"]
     if conversion.get("revision"):
         words.append(f"--revision {conversion['revision']}")
     words.append(f"--mlx-path {repo_id.split('/')[-1]} --dtype {config['dtype']}")

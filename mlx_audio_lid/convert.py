@@ -85,8 +85,9 @@ def convert(
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     variant = variant_name(dtype, quantize, q_bits)
     bound = bound or fidelity.DEFAULT_BOUNDS[variant]
+    local = Path(hf_path).exists()
     source = resolve_folder(hf_path, revision)
-    if base_model is None and not Path(hf_path).exists():
+    if base_model is None and not local:
         base_model = str(hf_path)
 
     config, weights = read_source(source)
@@ -114,7 +115,8 @@ def convert(
         _write_config(work, config)
         figures, seconds = fidelity.compare(reference, load(work))
         config["conversion"] = {
-            "source": str(hf_path),
+            "source": None if local else str(hf_path),  # a Hub id; of a local folder only its name,
+            "source_folder": source.name if local else None,  # so that no local path is published
             "revision": revision,
             "base_model": base_model,
             "variant": variant,
