@@ -115,9 +115,12 @@ class Model(LanguageIdModel):
         hidden = hidden + nn.gelu(position)
         if not self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
-        # (B, 1, 1, frames): padded keys masked. Without padding there is nothing to mask, and
-        # attention without a mask takes MLX's fused kernel.
-        attention_mask = frame_mask[:, None, None, :] if padded else None
+        # (B, 1, 1, frames): padded keys get -inf. An additive mask in the compute dtype keeps
+        # MLX's fused attention kernel (a boolean one falls back to a slower path: 0.70 vs
+        # 0.22 ms per float16 layer at 16 x 10 s on an H100); without padding, no mask at all.
+        attention_mask = None
+        if padded:
+            attention_mask = mx.where(frame_mask, 0.0, -mx.inf).astype(hidden.dtype)[:, None, None, :]
         for layer in encoder.layers:
             hidden = layer(hidden, attention_mask=attention_mask)[0]
         if self.config.do_stable_layer_norm:
