@@ -149,7 +149,8 @@ class _Recording:
     def speech_windows(self, model: LanguageIdModel) -> Iterator[Tuple[int, np.ndarray]]:
         for start, samples in self.windower.windows(self.stream.blocks()):
             self.spans.append((start, start + len(samples)))
-            if self.windower.sound_seconds(start, start + len(samples)) >= min(MIN_SPEECH_SECONDS, len(samples) / SAMPLE_RATE / 2):
+            enough = min(MIN_SPEECH_SECONDS, len(samples) / SAMPLE_RATE / 2)  # a very short clip: half of it
+            if self.windower.sound_seconds(start, start + len(samples)) >= enough:
                 yield len(self.spans) - 1, samples
         self.stream = None  # a decoded file's samples can go; only the answers are kept
         _check_length(self.windower.total, model)
