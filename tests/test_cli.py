@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile
 
-import mlx_audio_lid as lid
 from mlx_audio_lid import cli
 
 import reference_ecapa
@@ -159,8 +158,9 @@ def test_a_model_that_cannot_be_had_says_how_to_use_a_local_folder(capsys, folde
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_an_mlx_folder_through_python_m_answers_like_the_source_folder(capsys, folder, tmp_path):
-    lid.convert(MODEL, tmp_path / "converted")
+def test_convert_then_an_mlx_folder_through_python_m_answers_like_the_source_folder(capsys, folder, tmp_path):
+    assert cli.main(["convert", "--hf-path", MODEL, "--mlx-path", str(tmp_path / "converted")]) == 0
+    capsys.readouterr()
     done = subprocess.run(
         [sys.executable, "-m", "mlx_audio_lid", "identify", str(folder / "en.wav"), "--model",
          str(tmp_path / "converted"), "--format", "json"], capture_output=True, text=True, timeout=120,
