@@ -137,7 +137,7 @@ def write_card(
 
 def convert_command(conversion: dict, config: dict, repo_id: str) -> str:
     source = conversion.get("base_model") or conversion["source"] or f"path/to/{conversion['source_folder']}"
-    words = ["python -m mlx_audio_lid.convert", f"--hf-path {source}"]
+    words = ["mlx_audio_lid convert", f"--hf-path {source}"]
     if conversion.get("revision"):
         words.append(f"--revision {conversion['revision']}")
     words.append(f"--mlx-path {repo_id.split('/')[-1]} --dtype {config['dtype']}")

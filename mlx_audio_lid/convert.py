@@ -1,7 +1,9 @@
 """Convert a published checkpoint into a verified MLX folder: load, cast or quantize, save, check.
 
-    python -m mlx_audio_lid.convert --hf-path facebook/mms-lid-256 --mlx-path mms-lid-256-8bit \\
+    mlx_audio_lid convert --hf-path facebook/mms-lid-256 --mlx-path mms-lid-256-8bit \\
         --dtype float16 -q --q-bits 8
+
+(also `python -m mlx_audio_lid convert ...`; `main(argv)` here is that command.)
 
 The source is a Hub id or a local folder in any layout `mlx_audio_lid.load` reads (transformers
 MMS-LID, SpeechBrain ECAPA, or a float32 MLX folder). The folder is written under a temporary

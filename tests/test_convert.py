@@ -194,13 +194,13 @@ def test_group_size_choice():
 
 
 def test_command_lines(source_folders, tmp_path, capsys):
-    """`python -m mlx_audio_lid.convert` and `mlx_audio_lid convert` are the same converter."""
+    """`mlx_audio_lid convert` (cli.py) passes everything to the converter's own command line."""
     arguments = ["--hf-path", str(source_folders["mms"]), "--dtype", "float16", "-q", "--q-bits", "8", "--max-delta", "5"]
     assert cli.main(["convert", *arguments, "--mlx-path", str(tmp_path / "a")]) == 0
     assert "max |Δ log-prob|" in capsys.readouterr().out
     config = recorded(tmp_path / "a")
     assert config["quantization"]["bits"] == 8 and config["conversion"]["fidelity"]["bound"]["max_delta_log_prob"] == 5
-    result = subprocess.run([sys.executable, "-m", "mlx_audio_lid.convert", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mlx_audio_lid", "convert", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--q-group-size" in result.stdout
 
 
