@@ -10,7 +10,8 @@ imports this module first.
 
 Where it comes from, in order: the path in $MLX_AUDIO_LID_BLAS; Intel MKL from the `mkl`
 wheel (a default dependency on Linux x86_64: ~220 MB download, ~930 MB installed with
-intel-openmp and tbb); the system OpenBLAS (Debian/Ubuntu `libopenblas0-pthread`).
+intel-openmp and tbb), single-threaded unless MKL_THREADING_LAYER says otherwise; the system
+OpenBLAS (Debian/Ubuntu `libopenblas0-pthread`).
 MLX_AUDIO_LID_BLAS=off keeps MLX's own BLAS.
 """
 
@@ -55,6 +56,10 @@ def install() -> Optional[str]:
             stacklevel=3,
         )
         return None
+    # MKL's OpenMP threads fight MLX's own worker thread over MLX's many small matmuls: a
+    # full-size ECAPA forward on 10 s took 891 ms threaded, 436 ms sequential here (2 cores;
+    # the system OpenBLAS: 425 ms). MKL_THREADING_LAYER set by the user wins.
+    os.environ.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL")
     for path in _candidates():
         try:
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
