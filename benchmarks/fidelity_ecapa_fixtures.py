@@ -10,13 +10,14 @@ float64 run. Prints the maxima over the six clips.
 import sys
 from pathlib import Path
 
+import mlx_audio_lid as lid  # first: on Linux it puts an optimized BLAS under MLX
+
 import mlx.core as mx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_ecapa as ref  # noqa: E402
 
-import mlx_audio_lid as lid  # noqa: E402
 from mlx_audio_lid.features import speechbrain_fbank  # noqa: E402
 from common import machine_description, markdown_table  # noqa: E402
 

@@ -11,7 +11,7 @@ import mlx.core as mx
 import numpy as np
 from mlx_audio.dsp import hamming
 
-from .masking import length_mask
+from .masking import length_mask, masked_mean
 
 N_FFT = 400  # 25 ms window at 16 kHz (SpeechBrain Fbank: win_length 25 ms, n_fft 400)
 HOP_LENGTH = 160  # 10 ms at 16 kHz
@@ -22,11 +22,10 @@ WAV2VEC_NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit
 
 def normalize_waveforms(waveforms: mx.array, lengths: mx.array) -> mx.array:
     """Zero mean, unit variance over each clip's valid samples; padding stays 0."""
-    valid = length_mask(lengths, waveforms.shape[1]).astype(waveforms.dtype)
-    count = valid.sum(axis=1, keepdims=True)
-    mean = (waveforms * valid).sum(axis=1, keepdims=True) / count
-    centred = (waveforms - mean) * valid
-    var = (centred * centred).sum(axis=1, keepdims=True) / count
+    valid = length_mask(lengths, waveforms.shape[1])
+    mean = masked_mean(waveforms, valid)[:, None]
+    centred = mx.where(valid, waveforms - mean, 0.0)
+    var = masked_mean(centred * centred, valid)[:, None]
     return centred / mx.sqrt(var + WAV2VEC_NORM_EPS)
 
 
