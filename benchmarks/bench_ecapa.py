@@ -21,7 +21,7 @@ import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import mlx_peak_memory, timed, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import mlx_peak_memory, time_long_recording, timed, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -73,6 +73,35 @@ def speechbrain_pipeline(config, device):
     return mods
 
 
+def long_recording_rows(ours, reference, args, dtype_name, sync):
+    import torch
+
+    recording = random_clips([args.long_minutes * 60], seed=2)[0]
+
+    def reference_batches(pieces, batch_size):
+        for begin in range(0, len(pieces), batch_size):
+            batch = pieces[begin : begin + batch_size]
+            longest = max(len(p) for p in batch)
+            wavs = torch.zeros(len(batch), longest)
+            for row, piece in zip(wavs, batch):
+                row[: len(piece)] = torch.from_numpy(piece)
+            rel = torch.tensor([len(p) / longest for p in batch])
+            wavs, rel = wavs.to(args.torch_device), rel.to(args.torch_device)
+            with torch.inference_mode(), torch.autocast(args.torch_device.split(":")[0], dtype=torch.float16,
+                                                        enabled=dtype_name != "float32"):
+                feats = reference["mean_var_norm"](reference["compute_features"](wavs), rel)
+                reference["classifier"](reference["embedding_model"](feats, rel))
+
+    timings = time_long_recording(ours, recording, None if reference is None else reference_batches, 8,
+                                  max(1, args.repeats // 2), sync or (lambda: None))
+    base = timings.get("reference, same windows")
+    case = f"{args.long_minutes:g} min recording"
+    return [{"implementation": f"{name} {dtype_name}".replace("reference", "SpeechBrain"), "case": case,
+             "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
+             "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "", "clips/s": "",
+             "x SpeechBrain": f"{t['median_s'] / base['median_s']:.2f}" if base else ""} for name, t in timings.items()]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
@@ -81,6 +110,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="time this package only")
     parser.add_argument("--cases", help="comma-separated subset of the case names")
+    parser.add_argument("--long-minutes", type=float, default=0,
+                        help="also time a recording this long through identify(segments=True)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -144,6 +175,8 @@ def main():
                     "clips/s": f"{len(seconds) / t['median_s']:.0f}",
                 })
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
+        if args.long_minutes:
+            rows += long_recording_rows(ours, reference, args, dtype_name, sync if reference is not None else None)
     header = ["implementation", "case", "median ms", "min ms", "x SpeechBrain", "clips/s", "first call ms", "peak GB"]
     title = f"VoxLingua107 ECAPA-TDNN ({args.size}, random weights): MLX vs SpeechBrain on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_mms as ref  # noqa: E402
 
-from common import mlx_peak_memory, timed, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import mlx_peak_memory, time_long_recording, timed, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -47,6 +47,27 @@ def build_pair(size: str, torch_device: str):
     return reference, ours
 
 
+def long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync):
+    recording = ref.speechlike_clips([int(args.long_minutes * 60 * SECOND)], seed=2)[0]
+
+    def reference_batches(pieces, batch_size):
+        for begin in range(0, len(pieces), batch_size):
+            inputs = ref.feature_extractor()(pieces[begin : begin + batch_size], sampling_rate=SECOND,
+                                             padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                reference(inputs.input_values.to(args.torch_device, torch_dtype),
+                          attention_mask=inputs.attention_mask.to(args.torch_device))
+
+    timings = time_long_recording(ours, recording, None if args.no_reference else reference_batches, 8,
+                                  max(1, args.repeats // 2), sync)
+    base = timings.get("reference, same windows")
+    case = f"{args.long_minutes:g} min recording"
+    return [{"implementation": f"{name} {dtype_name}".replace("reference", "PyTorch"), "case": case,
+             "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
+             "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "",
+             "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else ""} for name, t in timings.items()]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
@@ -55,6 +76,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="time this package only")
     parser.add_argument("--cases", help="comma-separated subset of the case names")
+    parser.add_argument("--long-minutes", type=float, default=0,
+                        help="also time a recording this long through identify(segments=True)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
@@ -107,6 +130,8 @@ def main():
                     "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
                 })
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
+        if args.long_minutes:
+            rows += long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync)
     header = ["implementation", "case", "median ms", "min ms", "x PyTorch", "first call ms", "peak GB"]
     title = f"MMS-LID ({args.size} mms-lid-256 architecture, random weights): MLX vs PyTorch on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)

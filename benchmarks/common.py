@@ -112,3 +112,26 @@ def write_outputs(rows, header, title, json_path=None, plot_path=None, machine=N
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(plot_path, dpi=120)
+
+
+def windows(recording, window: int, hop: int):
+    """The fixed windows a reference implementation would run: every hop, the tail included."""
+    starts = list(range(0, max(1, len(recording) - window + hop), hop))
+    return [recording[s : s + window] for s in starts if len(recording[s : s + window]) > 0]
+
+
+def time_long_recording(model, recording, reference_batches, batch_size: int, repeats: int, sync):
+    """Rows for one long recording: identify(segments=True) here, the same windows batched there.
+
+    `reference_batches(windows_list, batch_size)` runs the reference over the windows.
+    """
+    import mlx_audio_lid as lid
+    from mlx_audio_lid.timeline import window_sizes
+
+    window, hop = window_sizes(model.config.model_type, None, None)
+    ours = timed(lambda: lid.identify(model, recording, segments=True, batch_size=batch_size), repeats=repeats)
+    result = {"MLX identify(segments=True)": ours}
+    if reference_batches is not None:
+        pieces = windows(recording, window, hop)
+        result["reference, same windows"] = timed(lambda: reference_batches(pieces, batch_size), sync, repeats)
+    return result
