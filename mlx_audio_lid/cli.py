@@ -31,14 +31,14 @@ def one_line(error: BaseException) -> str:
     return text if isinstance(error, (ValueError, OSError)) and text else f"{type(error).__name__}: {text}"
 
 
-def load_model(name: str):
+def load_model(name: str, dtype: str = "auto"):
     """A local folder in any layout `load` reads, or a Hub repo id fetched on first use."""
     path = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if path.exists() or looks_local:
         if not path.is_dir():
             raise FileNotFoundError(f"no model folder at {name}")
-        return loading.load(path)
+        return loading.load(path, dtype=dtype)
     try:
         folder = loading.resolve_folder(name)
     except Exception as error:  # offline, unknown repo, or a name that is not a repo id
@@ -47,7 +47,7 @@ def load_model(name: str):
             "Without network, pass a local folder: --model path/to/folder (an MLX folder made by "
             "`mlx_audio_lid convert`, a transformers MMS-LID checkpoint or a SpeechBrain folder)"
         ) from None
-    return loading.load(folder)
+    return loading.load(folder, dtype=dtype)
 
 
 def audio_files(paths: List[str]) -> Iterator[tuple]:
@@ -138,7 +138,7 @@ def plot_timeline(record: dict, destination: str) -> None:
 
 def run_identify(args) -> int:
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, args.dtype)
     except Exception as error:
         print(f"mlx_audio_lid: error: {one_line(error)}", file=sys.stderr)
         return 2
@@ -203,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("--format", choices=FORMATS, default="text")
     ident.add_argument("--output", help="write the results to this file instead of standard output")
     ident.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    ident.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
+                       help="compute precision; auto: float16 on a GPU, the model's own on a CPU")
     ident.add_argument("--window", type=float, help="window length in seconds (default per model family)")
     ident.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
     ident.add_argument("--no-vad", action="store_true", help="run every window, silent or not")

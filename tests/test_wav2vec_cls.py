@@ -161,3 +161,13 @@ def test_clip_shorter_than_receptive_field_is_refused(tmp_path):
     with pytest.raises(ValueError, match="shorter than this model's minimum"):
         model(mx.zeros((1, model.min_samples - 1)))
     model(mx.zeros((1, model.min_samples)))  # the minimum itself works
+
+
+def test_load_dtype_option(tmp_path, clips):
+    reference, folder = published(tmp_path)
+    assert lid.load(folder, dtype="float16").projector.weight.dtype == mx.float16
+    auto = lid.load(folder, dtype="auto")  # the CPU keeps the stored precision; a GPU gets float16
+    expected = mx.float16 if mx.default_device() == mx.gpu else mx.float32
+    assert auto.projector.weight.dtype == expected
+    with pytest.raises(ValueError, match="dtype 'float8'"):
+        lid.load(folder, dtype="float8")
