@@ -118,6 +118,7 @@ def main():
 
     config = config_for(args.size)
     rows = []
+    reference_output = {}
     reference = None
     if not args.no_reference:
         import torch
@@ -164,12 +165,16 @@ def main():
                 is_torch = name.startswith("SpeechBrain")
                 timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
                 timings[name]["peak_gb"] = (torch_peak(run) if torch_peak else None) if is_torch else mlx_peak_memory(run)
+            output = np.array(ours(waveforms, lengths).astype(mx.float32))
+            reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
+            delta = float(np.abs(output - reference_output[case]).max())
             base = timings.get(f"SpeechBrain {dtype_name}")
             for name, t in timings.items():
                 rows.append({
                     "implementation": name, "case": case,
                     "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
                     "first call ms": f"{t['first_s'] * 1e3:.0f}",
+                    "max abs Δ logit vs first dtype": f"{delta:.1e}" if name.startswith("MLX") else "",
                     "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
                     "x SpeechBrain": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
                     "clips/s": f"{len(seconds) / t['median_s']:.0f}",
@@ -177,7 +182,7 @@ def main():
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
             rows += long_recording_rows(ours, reference, args, dtype_name, sync if reference is not None else None)
-    header = ["implementation", "case", "median ms", "min ms", "x SpeechBrain", "clips/s", "first call ms", "peak GB"]
+    header = ["implementation", "case", "median ms", "min ms", "x SpeechBrain", "clips/s", "first call ms", "peak GB", "max abs Δ logit vs first dtype"]
     title = f"VoxLingua107 ECAPA-TDNN ({args.size}, random weights): MLX vs SpeechBrain on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)
 

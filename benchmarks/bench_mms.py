@@ -17,6 +17,7 @@ from pathlib import Path
 import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX on Linux CPUs)
 
 import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -85,6 +86,7 @@ def main():
     sync, torch_peak = torch_sync_and_peak(args.torch_device)
     cases = CASES if args.size == "full" else TINY_CASES
     rows = []
+    reference_output = {}
     for dtype_name in args.dtypes.split(","):
         mlx_dtype, torch_dtype = DTYPES[dtype_name]
         ours.set_dtype(mlx_dtype)
@@ -120,19 +122,23 @@ def main():
                     timings[name]["peak_gb"] = torch_peak(run) if torch_peak else None
                 else:
                     timings[name]["peak_gb"] = mlx_peak_memory(run)
+            output = np.array(ours(waveforms, lengths).astype(mx.float32))
+            reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
+            delta = float(np.abs(output - reference_output[case]).max())
             base = timings.get(f"PyTorch {dtype_name}")
             for name, t in timings.items():
                 rows.append({
                     "implementation": name, "case": case,
                     "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
                     "first call ms": f"{t['first_s'] * 1e3:.0f}",
+                    "max abs Δ logit vs first dtype": f"{delta:.1e}" if name.startswith("MLX") else "",
                     "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
                     "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
                 })
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
             rows += long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync)
-    header = ["implementation", "case", "median ms", "min ms", "x PyTorch", "first call ms", "peak GB"]
+    header = ["implementation", "case", "median ms", "min ms", "x PyTorch", "first call ms", "peak GB", "max abs Δ logit vs first dtype"]
     title = f"MMS-LID ({args.size} mms-lid-256 architecture, random weights): MLX vs PyTorch on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)
 
