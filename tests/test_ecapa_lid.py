@@ -5,8 +5,8 @@ Tolerances, float32, measured on these fixtures (README "Fidelity"):
   float64 pipeline this port is within 6.6e-4 dB (SpeechBrain float32: 8.2e-4).
 - VoxLingua107 log-probabilities: this fixture's classifier turns a 1e-5 change of the embedding
   into ~1e-3 of log-probability. SpeechBrain's own float32 run is up to 5.2e-4 from its float64
-  run; this port's up to 7.4e-4, and up to 1.2e-3 from SpeechBrain's float32 run. Hence 1.5e-3
-  against SpeechBrain float32 and 1e-3 against float64.
+  run; this port's up to 7.4e-4, and up to 9.7e-4 from SpeechBrain's float32 run. The bounds
+  (1.5e-3 against float32, 1e-3 against float64) leave room for another BLAS's rounding.
 """
 
 import mlx.core as mx
