@@ -11,17 +11,15 @@ Ratios compare medians with SpeechBrain at the same dtype.
     python benchmarks/bench_ecapa.py --size tiny --repeats 1 --no-reference   # CI's reduced form
 """
 
-import argparse
 import sys
 import types
-from pathlib import Path
 
 import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX on Linux CPUs)
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import mlx_peak_memory, time_long_recording, timed, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import benchmark_arguments, case_rows, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -93,7 +91,7 @@ def long_recording_rows(ours, reference, args, dtype_name, sync):
                 reference["classifier"](reference["embedding_model"](feats, rel))
 
     timings = time_long_recording(ours, recording, None if reference is None else reference_batches, 8,
-                                  max(1, args.repeats // 2), sync or (lambda: None))
+                                  max(1, args.repeats // 2), sync)
     base = timings.get("reference, same windows")
     case = f"{args.long_minutes:g} min recording"
     return [{"implementation": f"{name} {dtype_name}".replace("reference", "SpeechBrain"), "case": case,
@@ -103,18 +101,7 @@ def long_recording_rows(ours, reference, args, dtype_name, sync):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=["full", "tiny"], default="full")
-    parser.add_argument("--dtypes", default="float32", help="comma-separated: float32,float16")
-    parser.add_argument("--torch-device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-reference", action="store_true", help="time this package only")
-    parser.add_argument("--cases", help="comma-separated subset of the case names")
-    parser.add_argument("--long-minutes", type=float, default=0,
-                        help="also time a recording this long through identify(segments=True)")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--plot", type=Path)
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.split("\n")[0])
 
     config = config_for(args.size)
     rows = []
@@ -129,6 +116,8 @@ def main():
         sync, torch_peak = torch_sync_and_peak(args.torch_device)
     else:
         from mlx.utils import tree_flatten
+
+        sync, torch_peak = (lambda: None), None
 
         from mlx_audio_lid.models.ecapa_lid import Model, ModelConfig
 
@@ -159,29 +148,14 @@ def main():
                         reference["classifier"](reference["embedding_model"](feats, rel))
 
                 runs[f"SpeechBrain {dtype_name}"] = sb_run
-            timings = {}
-            for name, run in runs.items():
-                print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
-                is_torch = name.startswith("SpeechBrain")
-                timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
-                timings[name]["peak_gb"] = (torch_peak(run) if torch_peak else None) if is_torch else mlx_peak_memory(run)
             output = np.array(ours(waveforms, lengths).astype(mx.float32))
             reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
             delta = float(np.abs(output - reference_output[case]).max())
-            base = timings.get(f"SpeechBrain {dtype_name}")
-            for name, t in timings.items():
-                rows.append({
-                    "implementation": name, "case": case,
-                    "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
-                    "first call ms": f"{t['first_s'] * 1e3:.0f}",
-                    "max abs Δ logit vs first dtype": f"{delta:.1e}" if name.startswith("MLX") else "",
-                    "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
-                    "x SpeechBrain": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
-                    "clips/s": f"{len(seconds) / t['median_s']:.0f}",
-                })
+            rows += case_rows(runs, case, f"SpeechBrain {dtype_name}", len(seconds), sync,
+                              None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
-            rows += long_recording_rows(ours, reference, args, dtype_name, sync if reference is not None else None)
+            rows += long_recording_rows(ours, reference, args, dtype_name, sync)
     header = ["implementation", "case", "median ms", "min ms", "x SpeechBrain", "clips/s", "first call ms", "peak GB", "max abs Δ logit vs first dtype"]
     title = f"VoxLingua107 ECAPA-TDNN ({args.size}, random weights): MLX vs SpeechBrain on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)

@@ -10,7 +10,6 @@ package's runs inside its forward). Ratios compare medians with PyTorch at the s
     python benchmarks/bench_mms.py --size tiny --repeats 1  # the reduced form CI runs
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_mms as ref  # noqa: E402
 
-from common import mlx_peak_memory, time_long_recording, timed, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import benchmark_arguments, case_rows, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -70,18 +69,7 @@ def long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=["full", "tiny"], default="full")
-    parser.add_argument("--dtypes", default="float32", help="comma-separated: float32,float16,bfloat16")
-    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-reference", action="store_true", help="time this package only")
-    parser.add_argument("--cases", help="comma-separated subset of the case names")
-    parser.add_argument("--long-minutes", type=float, default=0,
-                        help="also time a recording this long through identify(segments=True)")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--plot", type=Path)
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.split("\n")[0])
     reference, ours = build_pair(args.size, args.torch_device)
     sync, torch_peak = torch_sync_and_peak(args.torch_device)
     cases = CASES if args.size == "full" else TINY_CASES
@@ -113,28 +101,11 @@ def main():
                         reference(values, attention_mask=mask)
 
                 runs[f"PyTorch {dtype_name}"] = torch_run
-            timings = {}
-            for name, run in runs.items():
-                print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
-                is_torch = name.startswith("PyTorch")
-                timings[name] = timed(run, sync if is_torch else (lambda: None), args.repeats)
-                if is_torch:
-                    timings[name]["peak_gb"] = torch_peak(run) if torch_peak else None
-                else:
-                    timings[name]["peak_gb"] = mlx_peak_memory(run)
             output = np.array(ours(waveforms, lengths).astype(mx.float32))
             reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
             delta = float(np.abs(output - reference_output[case]).max())
-            base = timings.get(f"PyTorch {dtype_name}")
-            for name, t in timings.items():
-                rows.append({
-                    "implementation": name, "case": case,
-                    "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
-                    "first call ms": f"{t['first_s'] * 1e3:.0f}",
-                    "max abs Δ logit vs first dtype": f"{delta:.1e}" if name.startswith("MLX") else "",
-                    "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
-                    "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
-                })
+            rows += case_rows(runs, case, f"PyTorch {dtype_name}", len(seconds), sync,
+                              None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
             rows += long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync)

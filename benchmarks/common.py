@@ -135,3 +135,53 @@ def time_long_recording(model, recording, reference_batches, batch_size: int, re
         pieces = windows(recording, window, hop)
         result["reference, same windows"] = timed(lambda: reference_batches(pieces, batch_size), sync, repeats)
     return result
+
+
+def case_rows(runs: dict, case: str, reference_name: str, clips: int, sync, reference_peak, repeats: int,
+              delta: float) -> list:
+    """Time each implementation of one case -> table rows, with ratios to `reference_name`.
+
+    `runs` maps names to callables; the reference's are synchronised with `sync` and its peak
+    memory read with `reference_peak(run)` (None where it cannot be read); MLX's peak memory
+    is MLX's own. `delta` is this case's logit difference against the first dtype.
+    """
+    import sys
+
+    timings = {}
+    for name, run in runs.items():
+        print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
+        is_reference = name == reference_name
+        timings[name] = timed(run, sync if is_reference else (lambda: None), repeats)
+        if is_reference:
+            timings[name]["peak_gb"] = reference_peak(run) if reference_peak else None
+        else:
+            timings[name]["peak_gb"] = mlx_peak_memory(run)
+    base = timings.get(reference_name)
+    return [{
+        "implementation": name, "case": case,
+        "median ms": f"{t['median_s'] * 1e3:.1f}", "min ms": f"{t['min_s'] * 1e3:.1f}",
+        "first call ms": f"{t['first_s'] * 1e3:.0f}",
+        "peak GB": "" if t["peak_gb"] is None else f"{t['peak_gb']:.2f}",
+        f"x {reference_name.split()[0]}": f"{t['median_s'] / base['median_s']:.2f}" if base else "",
+        "clips/s": f"{clips / t['median_s']:.0f}",
+        "max abs Δ logit vs first dtype": f"{delta:.1e}" if name.startswith("MLX") else "",
+    } for name, t in timings.items()]
+
+
+def benchmark_arguments(description: str):
+    """The command line both benchmark scripts share."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", choices=["full", "tiny"], default="full")
+    parser.add_argument("--dtypes", default="float32", help="comma-separated: float32,float16,bfloat16")
+    parser.add_argument("--torch-device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-reference", action="store_true", help="time this package only")
+    parser.add_argument("--cases", help="comma-separated subset of the case names")
+    parser.add_argument("--long-minutes", type=float, default=0,
+                        help="also time a recording this long through identify(segments=True)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path)
+    return parser.parse_args()
