@@ -61,7 +61,7 @@ def profile_mms(x, lengths, dtype, repeats):
     stage(rows, "positional conv", lambda: nn.gelu(conv(hidden)), repeats)
     layer = model.wav2vec2.encoder.layers[0]
     count = len(model.wav2vec2.encoder.layers)
-    attention_mask = mask[:, None, None, :]
+    attention_mask = mx.where(mask, 0.0, -mx.inf).astype(dtype)[:, None, None, :]  # as the model builds it
     stage(rows, "encoder layer (x48)", lambda: layer(hidden, attention_mask=attention_mask)[0], repeats, count)
     normed = layer.layer_norm(hidden)
     stage(rows, "  attention block (x48)", lambda: layer.attention(normed, attention_mask=attention_mask)[0], repeats, count)
