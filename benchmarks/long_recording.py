@@ -10,7 +10,8 @@ a fresh process per family, so each peak is that family's alone.
         python benchmarks/long_recording.py [--ecapa-minutes 120] [--mms-minutes 120]
 
 Peak memory is the process's peak resident set (ru_maxrss), which includes the model's
-weights; "after load" is the resident set once the model is built, before any audio.
+weights; "after load" is the resident set once the model is built, before any audio; "MLX
+peak" is MLX's own peak allocation during identify (GPU memory on a GPU).
 """
 
 import argparse
@@ -74,19 +75,22 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_family(family: str, path: str) -> dict:
+def run_family(family: str, path: str, dtype: str) -> dict:
     """In a fresh process: build the model, run the file, report time and memory as JSON."""
+    import mlx_audio_lid as lid  # first: on Linux it puts an optimized BLAS under MLX's CPU build
+
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    import mlx_audio_lid as lid
-    from mlx_audio_lid.loading import model_module
+    from mlx_audio_lid.loading import DTYPES, model_module
 
     config = ECAPA_CONFIG if family == "ecapa" else MMS_CONFIG
     module = model_module(config["model_type"])
     model = module.Model(module.ModelConfig.from_dict(config))
+    model.set_dtype(DTYPES[dtype])
     mx.eval(model.parameters())
     model.eval()
+    mx.reset_peak_memory()
     weight_mb = sum(v.nbytes for _, v in tree_flatten(model.parameters())) / 2**20
     after_load = rss_mb()
     started = time.perf_counter()
@@ -96,6 +100,7 @@ def run_family(family: str, path: str) -> dict:
         "duration": prediction.duration, "speech": prediction.speech, "seconds": seconds,
         "segments": len(prediction.segments), "weights_mb": weight_mb, "after_load_mb": after_load,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "mlx_peak_mb": mx.get_peak_memory() / 2**20,  # MLX's own arrays: GPU memory on a GPU
         "language": prediction.language,
     }
 
@@ -104,11 +109,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ecapa-minutes", type=int, nargs="*", default=[120], help="recording lengths to run")
     parser.add_argument("--mms-minutes", type=int, nargs="*", default=[120], help="recording lengths to run")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--child", choices=["ecapa", "mms"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_family(args.child, args.path)))
+        print(json.dumps(run_family(args.child, args.path, args.dtype)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="long_recording_"))
@@ -120,7 +126,7 @@ def main():
             write_recording(path, minutes * 60)
         load = os.getloadavg()[0]
         print(f"{family}: {minutes} min recording ({path.stat().st_size / 2**20:.0f} MB WAV)...", file=sys.stderr)
-        done = subprocess.run([sys.executable, __file__, "--child", family, "--path", str(path)],
+        done = subprocess.run([sys.executable, __file__, "--child", family, "--path", str(path), "--dtype", args.dtype],
                               check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         name = "ECAPA-TDNN (VoxLingua107 size)" if family == "ecapa" else "MMS-LID-256 size"
@@ -128,7 +134,7 @@ def main():
             name, f"{result['duration'] / 60:.0f} min", f"{result['speech'] / 60:.1f} min",
             f"{result['seconds']:.0f} s", f"{result['duration'] / result['seconds']:.1f}x",
             result["segments"], f"{result['weights_mb']:.0f} MB", f"{result['after_load_mb']:.0f} MB",
-            f"{result['peak_mb']:.0f} MB", f"{load:.1f} / {os.getloadavg()[0]:.1f}",
+            f"{result['peak_mb']:.0f} MB", f"{result['mlx_peak_mb']:.0f} MB", f"{load:.1f} / {os.getloadavg()[0]:.1f}",
         ])
         print(f"{family}: {result}", file=sys.stderr)
         if minutes < 120 and minutes == max(m for f, m in runs if f == family):
@@ -136,9 +142,9 @@ def main():
             notes.append(f"{name} ran on {minutes} min, not 2 hours: at {result['duration'] / result['seconds']:.2f}x "
                          f"real time on this machine, 2 hours would take about {hours:.1f} h.")
     print(f"Machine: {machine_description()}\n")
-    print(markdown_table(["model (random weights, float32)", "recording", "sound (VAD)", "wall time",
+    print(markdown_table([f"model (random weights, {args.dtype})", "recording", "sound (VAD)", "wall time",
                           "x real time", "segments", "weights", "RSS after load", "peak RSS",
-                          "load avg before / after"], rows))
+                          "MLX peak", "load avg before / after"], rows))
     for note in notes:
         print(f"\n{note}")
 
