@@ -30,15 +30,18 @@ class Bound:
     min_top1_agreement: float  # fraction of probe windows, 0..1
 
 
-# Defaults by variant ("8bit", "4bit" when quantized, else the dtype), a margin over what the
-# random-weight MMS-LID models measure: the tiny ones in tests/test_convert.py give about 0.03
-# (float16), 0.23 (bfloat16), 0.11 (8-bit) and 1.6 (4-bit). Any conversion may state its own.
+# Defaults by variant ("8bit", "4bit" when quantized, else the dtype). They are there to catch a
+# broken conversion (an overflow, a wrong layer, NaNs), not to promise accuracy: the card states
+# what was measured. The full-size mms-lid-256 architecture with random weights (logits spanning
+# ~140 nats, benchmarks/results/quantization_mms_cpu.md) measured 0.175 (float16), 1.61
+# (bfloat16), 3.33 with 7/8 windows agreeing (8-bit) and 30.2 with 6/8 (4-bit); the bounds are
+# 2-3x the first three, and 4 bits are held to the 8-bit bound, which that model misses.
 DEFAULT_BOUNDS: Dict[str, Bound] = {
     "float32": Bound(1e-3, 1.0),
-    "float16": Bound(0.1, 1.0),
-    "bfloat16": Bound(0.5, 1.0),
-    "8bit": Bound(0.5, 1.0),
-    "4bit": Bound(2.0, 0.75),
+    "float16": Bound(0.5, 1.0),
+    "bfloat16": Bound(4.0, 1.0),
+    "8bit": Bound(8.0, 0.75),
+    "4bit": Bound(8.0, 0.75),
 }
 
 

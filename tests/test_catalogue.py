@@ -45,7 +45,7 @@ def built(source_dir, tmp_path_factory):
     """The whole catalogue converted and uploaded with --dry-run: (tree, arguments, exit status, output)."""
     tree = tmp_path_factory.mktemp("tree")
     # These random models are harsher than convert's defaults assume: the ECAPA fixtures amplify
-    # embedding differences ~100x (README), so float16 moves their log-probabilities by ~1.3; and
+    # embedding differences ~100x (README), so float16 moves their log-probabilities by ~1.3 (default bound 0.5); and
     # 4 bits on 32-wide layers reorder the near-tied top labels of a random 4017-way classifier.
     arguments = ["--out", str(tree), "--sources", str(source_dir), "--bound", "fp16=2", "4bit=5,0",
                  "--upload", "--dry-run"]
