@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import asdict
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -122,8 +122,8 @@ def convert(
             "revision": revision,
             "base_model": base_model,
             "variant": variant,
-            "mlx_audio_lid": version("mlx-audio-lid"),
-            "mlx": version("mlx"),
+            "mlx_audio_lid": _version("mlx-audio-lid"),
+            "mlx": _version("mlx"),
             "fidelity": {
                 **figures.as_dict(),
                 "bound": asdict(bound),
@@ -156,6 +156,13 @@ def convert(
 
         upload(destination, upload_repo)
     return destination
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # e.g. run from a source checkout on PYTHONPATH
+        return "not installed"
 
 
 def _umask() -> int:
