@@ -12,6 +12,11 @@ On a CPU, MLX's quantized kernels are fast only with float32 activations (here a
 product took 0.3 s with float32 scales, 9 s with float16 ones), so the quantized variants keep
 their other weights in float32 here (`--quantized-dtype`); on Apple GPUs the catalogue uses
 float16. Needs ~10 GB of memory and ~10 GB of disk.
+
+results/quantization_mms_h100.md is the same run on an H100 (MLX's CUDA build staged as
+shared/gpu/README.md says, this checkout on PYTHONPATH) with `--quantized-dtype float16`, the
+catalogue's setting; the checkpoint was rebuilt there as parity_mms.py builds it
+(`reference_mms.build(mms_lid_config(256), seed=0, classifier_gain=30.0)`, torch 2.11).
 """
 
 import argparse

@@ -33,9 +33,10 @@ class Bound:
 # Defaults by variant ("8bit", "4bit" when quantized, else the dtype). They are there to catch a
 # broken conversion (an overflow, a wrong layer, NaNs), not to promise accuracy: the card states
 # what was measured. The full-size mms-lid-256 architecture with random weights (logits spanning
-# ~140 nats, benchmarks/results/quantization_mms_cpu.md) measured 0.175 (float16), 1.61
-# (bfloat16), 3.33 with 7/8 windows agreeing (8-bit) and 30.2 with 6/8 (4-bit); the bounds are
-# 2-3x the first three, and 4 bits are held to the 8-bit bound, which that model misses.
+# ~140 nats) measured 0.175 (float16), 1.61 (bfloat16), 3.33 with 7/8 windows agreeing (8-bit)
+# and 30.2 with 6/8 (4-bit) on a CPU (benchmarks/results/quantization_mms_cpu.md), and 0.106,
+# 1.5, 2.04 and 41 with 7/8 on an H100 with float16 beside the quantized layers (_h100.md). The
+# bounds are 2-3x the first three; 4 bits are held to the 8-bit bound, which that model misses.
 DEFAULT_BOUNDS: Dict[str, Bound] = {
     "float32": Bound(1e-3, 1.0),
     "float16": Bound(0.5, 1.0),
