@@ -15,7 +15,16 @@ run resumes; a variant that misses its fidelity bound is left out. TREE/catalogu
 TREE/CATALOGUE.md list every entry with its status, size and fidelity.
 
 Each variant must reach convert's default fidelity bound for it, unless --bound states another
-(e.g. --bound fp16=0.2 4bit=3,0.9: max |Δ log-prob|, and top-1 agreement). --sources DIR reads each source from DIR/<source name> (a local copy in the published layout)
+(e.g. --bound fp16=0.2 4bit=3,0.9: max |Δ log-prob|, and top-1 agreement). On the random-weight
+full-size model the 4-bit variant misses its default bound (benchmarks/results/
+quantization_mms_h100.md); with real weights it is published only if it holds.
+
+Run it where MLX is fast with float16 (Apple silicon, or MLX's CUDA build): every folder is
+verified on the probe, and MLX's Linux CPU kernels for float16-scaled quantized matmuls are slow
+(0.05 GFLOP/s measured on a 2-core EPYC, 1.6 with float32 scales), so a full-size 8- or 4-bit
+verification there takes hours.
+
+--sources DIR reads each source from DIR/<source name> (a local copy in the published layout)
 instead of the Hub. --upload uploads every folder in the tree with huggingface_hub; with
 --dry-run it prints what would be uploaded (huggingface_hub's own commit plan) and sends nothing.
 """
