@@ -19,7 +19,7 @@ import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import benchmark_arguments, case_rows, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import benchmark_arguments, case_rows, delta_to_first_dtype, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -105,7 +105,7 @@ def main():
 
     config = config_for(args.size)
     rows = []
-    reference_output = {}
+    first_outputs = {}
     reference = None
     if not args.no_reference:
         import torch
@@ -148,9 +148,7 @@ def main():
                         reference["classifier"](reference["embedding_model"](feats, rel))
 
                 runs[f"SpeechBrain {dtype_name}"] = sb_run
-            output = np.array(ours(waveforms, lengths).astype(mx.float32))
-            reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
-            delta = float(np.abs(output - reference_output[case]).max())
+            delta = delta_to_first_dtype(np.array(ours(waveforms, lengths).astype(mx.float32)), case, first_outputs)
             rows += case_rows(runs, case, f"SpeechBrain {dtype_name}", len(seconds), sync,
                               None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_mms as ref  # noqa: E402
 
-from common import benchmark_arguments, case_rows, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import benchmark_arguments, case_rows, delta_to_first_dtype, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -74,7 +74,7 @@ def main():
     sync, torch_peak = torch_sync_and_peak(args.torch_device)
     cases = CASES if args.size == "full" else TINY_CASES
     rows = []
-    reference_output = {}
+    first_outputs = {}
     for dtype_name in args.dtypes.split(","):
         mlx_dtype, torch_dtype = DTYPES[dtype_name]
         ours.set_dtype(mlx_dtype)
@@ -101,9 +101,7 @@ def main():
                         reference(values, attention_mask=mask)
 
                 runs[f"PyTorch {dtype_name}"] = torch_run
-            output = np.array(ours(waveforms, lengths).astype(mx.float32))
-            reference_output.setdefault(case, output)  # the first dtype listed (float32) is the yardstick
-            delta = float(np.abs(output - reference_output[case]).max())
+            delta = delta_to_first_dtype(np.array(ours(waveforms, lengths).astype(mx.float32)), case, first_outputs)
             rows += case_rows(runs, case, f"PyTorch {dtype_name}", len(seconds), sync,
                               None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)

@@ -137,6 +137,12 @@ def time_long_recording(model, recording, reference_batches, batch_size: int, re
     return result
 
 
+def delta_to_first_dtype(output, case: str, first_outputs: dict) -> float:
+    """Max |Δ| of this dtype's logits against the first dtype run for the case (float32)."""
+    first_outputs.setdefault(case, output)
+    return float(abs(output - first_outputs[case]).max())
+
+
 def case_rows(runs: dict, case: str, reference_name: str, clips: int, sync, reference_peak, repeats: int,
               delta: float) -> list:
     """Time each implementation of one case -> table rows, with ratios to `reference_name`.

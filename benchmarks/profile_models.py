@@ -44,8 +44,9 @@ def stage(rows, name, fn, repeats, count=1):
     return out
 
 
-def profile_mms(x, lengths, dtype, repeats):
-    model = wav2vec_cls.Model(wav2vec_cls.ModelConfig.from_dict(MMS))
+def whole_forward(module, config, x, lengths, dtype, repeats):
+    """Build the model at `dtype` and time its whole forward, eager and compiled."""
+    model = module.Model(module.ModelConfig.from_dict(config))
     model.eval()
     model.set_dtype(dtype)
     mx.eval(model.parameters())
@@ -53,6 +54,11 @@ def profile_mms(x, lengths, dtype, repeats):
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
     stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
+    return model, rows
+
+
+def profile_mms(x, lengths, dtype, repeats):
+    model, rows = whole_forward(wav2vec_cls, MMS, x, lengths, dtype, repeats)
     hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(dtype), lengths), repeats)
     projection = model.wav2vec2.feature_projection
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
@@ -73,14 +79,7 @@ def profile_mms(x, lengths, dtype, repeats):
 
 
 def profile_ecapa(x, lengths, dtype, repeats):
-    model = ecapa_lid.Model(ecapa_lid.ModelConfig.from_dict(ECAPA))
-    model.eval()
-    model.set_dtype(dtype)
-    mx.eval(model.parameters())
-    compiled = mx.compile(model.forward)
-    rows = []
-    stage(rows, "whole forward", lambda: model(x, lengths), repeats)
-    stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
+    model, rows = whole_forward(ecapa_lid, ECAPA, x, lengths, dtype, repeats)
     feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(dtype), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
