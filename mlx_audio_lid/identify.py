@@ -89,13 +89,6 @@ def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size
         yield from _run_pool(model_fn, pool, batch_size)
 
 
-def class_probabilities(model: LanguageIdModel, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-    """(N, num_labels) probabilities; row i belongs to clips[i]."""
-    fn = lambda w, n: mx.softmax(model(w, n).astype(mx.float32), axis=-1)  # noqa: E731
-    rows = dict(run_batched(fn, enumerate(clips), batch_size))
-    return np.stack([rows[i] for i in range(len(clips))])
-
-
 def _is_one_source(audio) -> bool:
     if isinstance(audio, (np.ndarray, mx.array)):
         return audio.ndim <= 1
@@ -130,11 +123,7 @@ def embed(
 def _check_length(samples: int, model: LanguageIdModel) -> None:
     if samples == 0:
         raise ValueError("empty clip: no samples")
-    if samples < model.min_samples:
-        raise ValueError(
-            f"clip of {samples} samples is shorter than this model's minimum of {model.min_samples} "
-            f"samples ({model.min_samples / SAMPLE_RATE * 1000:.0f} ms at {SAMPLE_RATE} Hz)"
-        )
+    model.check_lengths(mx.array([samples]))  # the model's own minimum, before any window is cut
 
 
 class _Recording:
