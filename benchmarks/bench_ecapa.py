@@ -19,7 +19,9 @@ import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import benchmark_arguments, case_rows, delta_to_first_dtype, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import (  # noqa: E402
+    benchmark_arguments, case_rows, delta_to_first_dtype, long_recording_rows, torch_sync_and_peak, write_outputs,
+)
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -71,7 +73,7 @@ def speechbrain_pipeline(config, device):
     return mods
 
 
-def long_recording_rows(ours, reference, args, dtype_name, sync):
+def long_recording_case(ours, reference, args, dtype_name, sync):
     import torch
 
     recording = random_clips([args.long_minutes * 60], seed=2)[0]
@@ -90,15 +92,8 @@ def long_recording_rows(ours, reference, args, dtype_name, sync):
                 feats = reference["mean_var_norm"](reference["compute_features"](wavs), rel)
                 reference["classifier"](reference["embedding_model"](feats, rel))
 
-    timings = time_long_recording(ours, recording, None if reference is None else reference_batches, 8,
-                                  max(1, args.repeats // 2), sync)
-    base = timings.get("reference, same windows")
-    case = f"{args.long_minutes:g} min recording"
-    return [{"implementation": f"{name} {dtype_name}".replace("reference", "SpeechBrain"), "case": case,
-             "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
-             "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "", "clips/s": "",
-             "x SpeechBrain": f"{t['median_s'] / base['median_s']:.2f}" if base else ""} for name, t in timings.items()]
-
+    return long_recording_rows(ours, recording, None if reference is None else reference_batches, "SpeechBrain",
+                               dtype_name, args.long_minutes, 8, max(1, args.repeats // 2), sync)
 
 def main():
     args = benchmark_arguments(__doc__.split("\n")[0])
@@ -153,7 +148,7 @@ def main():
                               None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
-            rows += long_recording_rows(ours, reference, args, dtype_name, sync)
+            rows += long_recording_case(ours, reference, args, dtype_name, sync)
     header = ["implementation", "case", "median ms", "min ms", "x SpeechBrain", "clips/s", "first call ms", "peak GB", "max abs Δ logit vs first dtype"]
     title = f"VoxLingua107 ECAPA-TDNN ({args.size}, random weights): MLX vs SpeechBrain on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)

@@ -22,7 +22,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_mms as ref  # noqa: E402
 
-from common import benchmark_arguments, case_rows, delta_to_first_dtype, time_long_recording, torch_sync_and_peak, write_outputs  # noqa: E402
+from common import (  # noqa: E402
+    benchmark_arguments, case_rows, delta_to_first_dtype, long_recording_rows, torch_sync_and_peak, write_outputs,
+)
 from mlx_audio_lid.identify import pad_batch  # noqa: E402
 from mlx_audio_lid.loading import build_model  # noqa: E402
 
@@ -47,7 +49,7 @@ def build_pair(size: str, torch_device: str):
     return reference, ours
 
 
-def long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync):
+def long_recording_case(ours, reference, args, dtype_name, torch_dtype, sync):
     recording = ref.speechlike_clips([int(args.long_minutes * 60 * SECOND)], seed=2)[0]
 
     def reference_batches(pieces, batch_size):
@@ -58,15 +60,8 @@ def long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync):
                 reference(inputs.input_values.to(args.torch_device, torch_dtype),
                           attention_mask=inputs.attention_mask.to(args.torch_device))
 
-    timings = time_long_recording(ours, recording, None if args.no_reference else reference_batches, 8,
-                                  max(1, args.repeats // 2), sync)
-    base = timings.get("reference, same windows")
-    case = f"{args.long_minutes:g} min recording"
-    return [{"implementation": f"{name} {dtype_name}".replace("reference", "PyTorch"), "case": case,
-             "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
-             "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "",
-             "x PyTorch": f"{t['median_s'] / base['median_s']:.2f}" if base else ""} for name, t in timings.items()]
-
+    return long_recording_rows(ours, recording, None if args.no_reference else reference_batches, "PyTorch",
+                               dtype_name, args.long_minutes, 8, max(1, args.repeats // 2), sync)
 
 def main():
     args = benchmark_arguments(__doc__.split("\n")[0])
@@ -106,7 +101,7 @@ def main():
                               None if args.no_reference else torch_peak, args.repeats, delta)
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
-            rows += long_recording_rows(ours, reference, args, dtype_name, torch_dtype, sync)
+            rows += long_recording_case(ours, reference, args, dtype_name, torch_dtype, sync)
     header = ["implementation", "case", "median ms", "min ms", "x PyTorch", "first call ms", "peak GB", "max abs Δ logit vs first dtype"]
     title = f"MMS-LID ({args.size} mms-lid-256 architecture, random weights): MLX vs PyTorch on {args.torch_device}"
     write_outputs(rows, header, title, args.json, args.plot)

@@ -120,21 +120,27 @@ def windows(recording, window: int, hop: int):
     return [recording[s : s + window] for s in starts if len(recording[s : s + window]) > 0]
 
 
-def time_long_recording(model, recording, reference_batches, batch_size: int, repeats: int, sync):
+def long_recording_rows(model, recording, reference_batches, reference_name: str, dtype_name: str,
+                        minutes: float, batch_size: int, repeats: int, sync) -> list:
     """Rows for one long recording: identify(segments=True) here, the same windows batched there.
 
-    `reference_batches(windows_list, batch_size)` runs the reference over the windows.
+    `reference_batches(windows_list, batch_size)` runs the reference (None: this package only).
     """
     import mlx_audio_lid as lid
     from mlx_audio_lid.timeline import window_sizes
 
     window, hop = window_sizes(model.config.model_type, None, None)
-    ours = timed(lambda: lid.identify(model, recording, segments=True, batch_size=batch_size), repeats=repeats)
-    result = {"MLX identify(segments=True)": ours}
+    timings = {"MLX identify(segments=True)": timed(
+        lambda: lid.identify(model, recording, segments=True, batch_size=batch_size), repeats=repeats)}
     if reference_batches is not None:
         pieces = windows(recording, window, hop)
-        result["reference, same windows"] = timed(lambda: reference_batches(pieces, batch_size), sync, repeats)
-    return result
+        timings[f"{reference_name}, same windows"] = timed(lambda: reference_batches(pieces, batch_size), sync, repeats)
+    base = timings.get(f"{reference_name}, same windows")
+    return [{"implementation": f"{name} {dtype_name}", "case": f"{minutes:g} min recording",
+             "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
+             "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "", "clips/s": "",
+             f"x {reference_name}": f"{t['median_s'] / base['median_s']:.2f}" if base else ""}
+            for name, t in timings.items()]
 
 
 def delta_to_first_dtype(output, case: str, first_outputs: dict) -> float:
