@@ -28,9 +28,10 @@ from mlx.utils import tree_flatten
 
 from . import cards, fidelity, quantization
 from .labels import model_languages
+from .loading import DTYPES as LOAD_DTYPES
 from .loading import build_model, load, read_source, resolve_folder
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = tuple(LOAD_DTYPES)  # the float types load() knows
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -97,7 +98,7 @@ def convert(
     model = build_model(config, weights)  # shares the reference's arrays until cast
     del weights
     if dtype != "float32":
-        model.set_dtype(getattr(mx, dtype))
+        model.set_dtype(LOAD_DTYPES[dtype])
     config = dict(config, dtype=dtype)
     config.pop("torch_dtype", None)
     split = None
