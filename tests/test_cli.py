@@ -183,3 +183,14 @@ def test_help_and_argument_errors_come_before_any_model_code(argv, status):
     )
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert done.stdout.split("\n")[-3:-1] == [str(status), "[]"], done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_the_default_model_is_voxlingua107_ecapa_from_the_hub(capsys, folder, monkeypatch, tmp_path):
+    """Without --model the CLI asks the Hub for SpeechBrain's VoxLingua107 ECAPA (offline here: an empty cache)."""
+    from huggingface_hub import constants  # read when a download is asked for, not only at import
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code, out, err = run(capsys, str(folder / "en.wav"))
+    assert code == 2 and out == ""
+    assert "'speechbrain/lang-id-voxlingua107-ecapa'" in err and "--model path/to/folder" in err
