@@ -5,18 +5,25 @@ into windows (`timeline.Windower`), speech windows from every source share padde
 and each recording's windows are summarised into one prediction and, on request, a timeline.
 """
 
+import math
+import numbers
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, AudioStream, load_audio
+from .audio import SAMPLE_RATE, AudioSource, AudioStream, check_sample_rate, load_audio
 from .labels import UNDETERMINED, UNDETERMINED_NAME, LanguageInfo, candidate_indices, model_languages
-from .models.base import LanguageIdModel
+from .models.base import LanguageIdModel, check_finite_output, check_top_k
 from .timeline import MIN_SPEECH_SECONDS, VAD_FRAME, VAD_THRESHOLD_DB, Segment, Windower, aggregate, cells, timeline, window_sizes
 
 POOL_BATCHES = 4  # windows are length-sorted within this many batches before padding
+# identify() and embed() may be called from several threads on one model (a server does). MLX's
+# evaluation from concurrent threads has crashed on Metal in recent releases, so model calls are
+# serialised here; decoding, resampling and the VAD still run in parallel.
+MODEL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -32,6 +39,7 @@ class LanguagePrediction:
     duration: float = 0.0  # seconds of audio
     speech: float = 0.0  # seconds the energy VAD counted as sound
     segments: Optional[List[Segment]] = None  # the timeline, when asked for (segments=True)
+    warnings: List[str] = field(default_factory=list)  # e.g. the part of a damaged file that was skipped
     languages: Dict[str, LanguageInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def top(self, k: Optional[int] = None) -> List[Tuple[str, float]]:
@@ -46,6 +54,8 @@ class LanguagePrediction:
                   "top": [dict(_describe(label, self.languages), probability=p) for label, p in self.top(k)]}
         if self.segments is not None:
             record["segments"] = [vars(segment).copy() for segment in self.segments]
+        if self.warnings:
+            record["warnings"] = list(self.warnings)
         return record
 
 
@@ -71,14 +81,16 @@ def _run_pool(model_fn, pool: List[Tuple[object, np.ndarray]], batch_size: int) 
     for begin in range(0, len(pool), batch_size):
         batch = pool[begin : begin + batch_size]
         waveforms, lengths = pad_batch([clip for _, clip in batch])
-        out = np.array(model_fn(waveforms, lengths).astype(mx.float32))
+        with MODEL_LOCK:
+            out = np.array(model_fn(waveforms, lengths).astype(mx.float32))
+        check_finite_output(out, "this audio")
         yield from zip((key for key, _ in batch), out)
 
 
 def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size: int) -> Iterator[Tuple[object, np.ndarray]]:
     """Run model_fn(waveforms, lengths) over (key, clip) items, holding a few batches at a time."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     pool: List[Tuple[object, np.ndarray]] = []
     for item in items:
         pool.append(item)
@@ -109,10 +121,13 @@ def embed(
     *,
     sample_rate: int = SAMPLE_RATE,
     batch_size: int = 8,
+    allow_partial: bool = False,
 ) -> np.ndarray:
-    """Utterance embeddings, as SpeechBrain's `encode_batch`: (D,) for one clip, (N, D) for a list."""
+    """Utterance embeddings, as SpeechBrain's `encode_batch`: (D,) for one clip, (N, D) for a list.
+
+    Each clip is one pass, up to the model's `max_samples`."""
     single, sources = _sources(audio)
-    clips = [load_audio(source, sample_rate)[0] for source in sources]
+    clips = [load_audio(source, sample_rate, allow_partial)[0] for source in sources]
     for clip in clips:
         _check_length(len(clip), model)
     rows = dict(run_batched(model.embed, enumerate(clips), batch_size))
@@ -129,8 +144,9 @@ def _check_length(samples: int, model: LanguageIdModel) -> None:
 class _Recording:
     """One source's windows, which of them ran, and what the model said about them."""
 
-    def __init__(self, source: AudioSource, sample_rate: int, window: int, hop: int, threshold_db):
-        self.stream = AudioStream(source, sample_rate)
+    def __init__(self, source: AudioSource, sample_rate: int, window: int, hop: int, threshold_db, allow_partial: bool):
+        self.stream = AudioStream(source, sample_rate, allow_partial=allow_partial)
+        self.warnings = self.stream.warnings
         self.windower = Windower(window, hop, threshold_db)
         self.spans: List[Tuple[int, int]] = []
         self.probs: Dict[int, np.ndarray] = {}  # window index -> candidate probabilities
@@ -142,7 +158,8 @@ class _Recording:
             if self.windower.sound_seconds(start, start + len(samples)) >= enough:
                 yield len(self.spans) - 1, samples
         self.stream = None  # a decoded file's samples can go; only the answers are kept
-        _check_length(self.windower.total, model)
+        # The longest pass was one window, checked against the model's maximum up front.
+        _check_length(min(self.windower.total, self.windower.window), model)
 
 
 def identify(
@@ -159,6 +176,7 @@ def identify(
     hop: Optional[float] = None,
     vad: bool = True,
     vad_threshold_db: float = VAD_THRESHOLD_DB,
+    allow_partial: bool = False,
 ) -> Union[LanguagePrediction, List[LanguagePrediction]]:
     """Which language is spoken? One source -> a prediction; a list of sources -> a list.
 
@@ -174,14 +192,26 @@ def identify(
       `vad_threshold_db` are skipped (`vad=False` runs them all). The answer averages the
       speech windows, weighted by the speech each stands for; silence gives "und".
     - `segments=True` adds `.segments`: (start, end, language, probability) in seconds.
+    - A file that decodes to less than its header declares is an error; `allow_partial=True`
+      uses the part that decodes and says so in `.warnings`.
     Clips of different lengths share padded batches, each getting the answer it gets alone.
     """
     single, sources = _sources(audio)
-    if min_probability is not None and not 0 <= min_probability <= 1:
-        raise ValueError(f"min_probability must be between 0 and 1, got {min_probability}")
+    check_sample_rate(sample_rate)
+    check_top_k(top_k)
+    if min_probability is not None and not (isinstance(min_probability, numbers.Real) and 0 <= min_probability <= 1):
+        raise ValueError(f"min_probability must be between 0 and 1, got {min_probability!r}")
+    if not isinstance(vad_threshold_db, numbers.Real) or not math.isfinite(vad_threshold_db):
+        raise ValueError(f"vad_threshold_db must be a finite level in dBFS, got {vad_threshold_db!r}")
     candidates = candidate_indices(model, languages)
     labels = model.labels if candidates is None else [model.labels[i] for i in candidates]
     window_samples, hop_samples = window_sizes(getattr(model.config, "model_type", None), window, hop)
+    if window_samples > model.max_samples:
+        raise ValueError(
+            f"window of {window_samples / SAMPLE_RATE:.1f} s is longer than the "
+            f"{model.max_samples / SAMPLE_RATE:.1f} s this model takes in one pass ({model.max_samples_reason}): "
+            "choose a shorter window="
+        )
 
     def probabilities(waveforms, lengths):
         logits = model(waveforms, lengths).astype(mx.float32)
@@ -194,7 +224,7 @@ def identify(
     def windows():
         for index, source in enumerate(sources):
             recordings.append(_Recording(source, sample_rate, window_samples, hop_samples,
-                                         vad_threshold_db if vad else None))
+                                         vad_threshold_db if vad else None, allow_partial))
             for window_index, samples in recordings[-1].speech_windows(model):
                 yield (index, window_index), samples
 
@@ -229,6 +259,7 @@ def _summarise(recording: _Recording, labels: List[str], languages: Dict[str, La
     described = _describe(prediction.language, languages)
     prediction.code, prediction.name = described["code"], described["name"]
     prediction.duration, prediction.speech, prediction.languages = duration, speech, languages
+    prediction.warnings = list(recording.warnings)
     if with_segments:
         bests = probs.argmax(axis=1) if ran else np.zeros(0, int)
         chosen = [UNDETERMINED if weak(p[b]) else labels[b] for p, b in zip(probs, bests)]

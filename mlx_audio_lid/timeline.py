@@ -9,6 +9,8 @@ speech windows' probabilities, weighted by the seconds of speech in their cells;
 merges adjacent cells with the same language and trims each segment to its speech.
 """
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -32,9 +34,9 @@ def window_sizes(model_type: Optional[str], window: Optional[float], hop: Option
     """(window, hop) in samples, whole VAD frames, from seconds or the family's defaults."""
     default_window, default_hop = WINDOWS.get(model_type or "", DEFAULT_WINDOW)
     window = default_window if window is None else window
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < math.inf for v in (window, hop or 1)):
+        raise ValueError(f"window ({window!r}) and hop ({hop!r}) must be positive, finite numbers of seconds")
     hop = (default_hop * window / default_window) if hop is None else hop
-    if not window > 0 or not hop > 0:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be positive numbers of seconds")
     if hop > window:
         raise ValueError(f"hop ({hop} s) must not exceed the window ({window} s): audio between windows would be skipped")
     frames = lambda seconds: max(1, round(seconds * SAMPLE_RATE / VAD_FRAME)) * VAD_FRAME  # noqa: E731

@@ -27,6 +27,8 @@ class ToneModel(LanguageIdModel):
         self.config = SimpleNamespace(model_type=model_type)
         self.calls = []  # (batch, samples) of every call
 
+    max_samples, max_samples_reason = 10**9, "no limit here"
+
     @property
     def min_samples(self) -> int:
         return 400

@@ -6,11 +6,20 @@ with each clip's valid length in samples; `softmax(logits)` are the language pro
 Every clip in a padded batch gets exactly what it gets alone.
 """
 
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten
+
+from ..audio import check_samples
+
+# The most memory one intermediate array of one clip's pass may take. Above it a single pass
+# fails or exhausts the machine (a 30-minute clip through MMS-LID asked for ~500 GB of attention
+# scores and was killed); each family turns this into its longest clip (`max_samples`).
+SINGLE_PASS_BYTES = 2 * 2**30
 
 
 def _shorten(keys: Sequence[str], limit: int = 8) -> str:
@@ -24,8 +33,10 @@ class LanguageIdModel(nn.Module):
     sample_rate: int = 16000
 
     # Subclasses set `_labels` (the model's own label per logit, in logit order) and define
-    # `min_samples` (the shortest clip the network can answer for), `embed_batch(waveforms,
-    # lengths)` (embeddings from checked inputs) and `classify(embeddings)` (logits).
+    # `min_samples` (the shortest clip the network can answer for), `max_samples` (the longest
+    # one pass can take within SINGLE_PASS_BYTES, with `max_samples_reason` saying what grows),
+    # `embed_batch(waveforms, lengths)` (embeddings from checked inputs) and
+    # `classify(embeddings)` (logits).
 
     @property
     def labels(self) -> List[str]:
@@ -59,12 +70,20 @@ class LanguageIdModel(nn.Module):
         return waveforms, lengths, int(lengths.min().item()) < waveforms.shape[1]
 
     def check_lengths(self, lengths: mx.array) -> None:
-        shortest = int(lengths.min().item())
+        shortest, longest = int(lengths.min().item()), int(lengths.max().item())
         if shortest < self.min_samples:
             raise ValueError(
                 f"clip of {shortest} samples is shorter than this model's minimum of "
                 f"{self.min_samples} samples ({self.min_samples / self.sample_rate * 1000:.0f} ms "
                 f"at {self.sample_rate} Hz)"
+            )
+        if longest > self.max_samples:
+            raise ValueError(
+                f"clip of {longest / self.sample_rate:.1f} s is longer than the "
+                f"{self.max_samples / self.sample_rate:.1f} s this model takes in one pass "
+                f"({self.max_samples_reason}, over {SINGLE_PASS_BYTES / 2**30:.0f} GiB beyond that): "
+                "identify() runs long recordings in windows (window=, hop=); for embed(), cut the "
+                "audio into shorter clips"
             )
 
     def load_weights(self, file_or_weights, strict: bool = True) -> "LanguageIdModel":
@@ -110,10 +129,27 @@ class LanguageIdModel(nn.Module):
                 f"predict() takes one clip (T,) or (1, T), got shape {tuple(audio.shape)}; "
                 "use mlx_audio_lid.identify() for batches"
             )
-        probs = mx.softmax(self(audio[None].astype(mx.float32)).astype(mx.float32), axis=-1)[0]
-        order = mx.argsort(-probs)[:top_k].tolist()
-        values = probs.tolist()
-        return [(self.labels[i], values[i]) for i in order]
+        check_top_k(top_k)
+        audio = mx.array(check_samples(np.array(audio.astype(mx.float32))))  # NaN, inf, absurd amplitudes
+        probs = mx.softmax(self(audio[None]).astype(mx.float32), axis=-1)[0]
+        values = np.array(probs)
+        check_finite_output(values)
+        order = np.argsort(-values, kind="stable")[:top_k]
+        return [(self.labels[i], float(values[i])) for i in order]
+
+
+def check_top_k(top_k) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+
+
+def check_finite_output(values: np.ndarray, what: str = "the clip") -> None:
+    """A NaN or infinite model output is an error, never an answer."""
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"the model's output for {what} is not finite (NaN or inf): its weights may be damaged, "
+            "or a float16 computation overflowed (load it with dtype='float32')"
+        )
 
 
 def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:

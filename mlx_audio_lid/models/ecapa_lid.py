@@ -17,7 +17,7 @@ from mlx_audio.codec.models.ecapa_tdnn.ecapa_tdnn import AttentiveStatisticsPool
 
 from ..features import fbank_frame_lengths, speechbrain_fbank
 from ..masking import length_mask, masked_mean
-from .base import LanguageIdModel
+from .base import SINGLE_PASS_BYTES, LanguageIdModel
 
 MODEL_TYPE = "ecapa_lid"
 CLASSIFIERS = ("xvector", "cosine")  # Xvector.Classifier (log-softmax), ECAPA_TDNN.Classifier (cosine)
@@ -232,6 +232,14 @@ class Model(LanguageIdModel):
         # Reflect padding needs more frames than it pads (as torch's F.pad does).
         widest = max((k - 1) * d // 2 for k, d in zip(self.config.kernel_sizes, self.config.dilations))
         return widest * 160 if widest else 1
+
+    max_samples_reason = "its activations grow with the length"
+
+    @property
+    def max_samples(self) -> int:
+        # The widest activation, frames x max(channels) float32 (the MFA output; 3072 wide in
+        # VoxLingua107's ECAPA: 29 minutes), held within SINGLE_PASS_BYTES; 160 samples a frame.
+        return SINGLE_PASS_BYTES // (4 * max(self.config.channels)) * 160
 
     def features(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
         """Fbank followed by SpeechBrain's sentence mean normalisation (over valid frames)."""

@@ -6,6 +6,7 @@ mean, so a padded batch gives each clip what it gets alone.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -16,7 +17,7 @@ from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
 from ..features import normalize_waveforms
 from ..masking import conv_output_lengths, length_mask, masked_mean
-from .base import LanguageIdModel, labels_from_id2label
+from .base import SINGLE_PASS_BYTES, LanguageIdModel, labels_from_id2label
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,15 @@ class Model(LanguageIdModel):
         for kernel, stride in reversed(list(zip(self.config.conv_kernel, self.config.conv_stride))):
             samples = (samples - 1) * stride + kernel
         return samples
+
+    max_samples_reason = "attention scores grow with the square of the length"
+
+    @property
+    def max_samples(self) -> int:
+        # One layer's float32 scores, heads x frames x frames, held within SINGLE_PASS_BYTES
+        # (MLX's CPU attention materialises them): 5792 frames, 116 s, for MMS-LID's 16 heads.
+        frames = math.isqrt(SINGLE_PASS_BYTES // (4 * self.config.num_attention_heads))
+        return frames * math.prod(self.config.conv_stride)
 
     # -- forward -------------------------------------------------------------------------
     def _conv_features(self, x: mx.array, lengths: mx.array) -> mx.array:
