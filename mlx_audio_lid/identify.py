@@ -104,11 +104,22 @@ def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size
 def _is_one_source(audio) -> bool:
     if isinstance(audio, (np.ndarray, mx.array)):
         return audio.ndim <= 1
+    if isinstance(audio, (np.generic, numbers.Number)) or not hasattr(audio, "__iter__"):
+        return True  # not a list of sources: AudioStream says what it cannot read
     return isinstance(audio, (str, bytes, bytearray, memoryview)) or hasattr(audio, "__fspath__")
+
+
+CHANNELS_AT_MOST = 16  # a 2-D array this narrow and taller than wide is (samples, channels), not clips
 
 
 def _sources(audio) -> Tuple[bool, List[AudioSource]]:
     single = _is_one_source(audio)
+    shape = getattr(audio, "shape", ())
+    if len(shape) == 2 and shape[1] <= CHANNELS_AT_MOST < shape[0]:  # such clips would be too short anyway
+        raise ValueError(
+            f"a 2-D array is read as clips (clips, samples), but shape {tuple(shape)} looks like (samples, "
+            "channels): down-mix it first (audio.mean(axis=1)) or pass one clip per row"
+        )
     sources = [audio] if single else list(audio)
     if not sources:
         raise ValueError("no audio given")

@@ -210,6 +210,28 @@ def test_out_of_range_options_are_refused(ecapa, options, message):
         lid.identify(ecapa, clip(), **options)
 
 
+@pytest.mark.parametrize("audio_in, message", [
+    (np.zeros((24000, 2), np.float32), "looks like \\(samples, channels\\)"),  # once 24000 clips of 2 samples
+    (np.float32(0.5), "cannot read audio from a float32"),
+    (5, "cannot read audio from a int"),
+    (np.zeros(16000, object), "must be numbers"),
+])
+def test_inputs_that_are_not_clips_are_refused(ecapa, audio_in, message):
+    with pytest.raises(ValueError, match=message):
+        lid.identify(ecapa, audio_in)
+
+
+@pytest.mark.parametrize("languages", [5, [5], ["en", None]])
+def test_languages_of_the_wrong_type_are_refused(ecapa, languages):
+    with pytest.raises(ValueError, match="languages must be a string"):
+        lid.identify(ecapa, clip(), languages=languages)
+
+
+def test_predict_refuses_samples_that_are_not_numbers(ecapa):
+    with pytest.raises(ValueError, match="as numbers"):
+        ecapa.predict(np.array(["0.1"] * 8000))
+
+
 def test_predict_refuses_a_negative_top_k(ecapa):
     with pytest.raises(ValueError, match="top_k"):
         ecapa.predict(clip(), top_k=-1)

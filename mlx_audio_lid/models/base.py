@@ -121,7 +121,10 @@ class LanguageIdModel(nn.Module):
 
     def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
         """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""
-        audio = mx.array(input_values)
+        samples = np.asarray(input_values.astype(mx.float32) if isinstance(input_values, mx.array) else input_values)
+        if samples.dtype.kind not in "fiu":
+            raise ValueError(f"predict() takes audio samples as numbers, got dtype {samples.dtype}")
+        audio = mx.array(samples)
         if audio.ndim == 2 and audio.shape[0] == 1:
             audio = audio[0]
         if audio.ndim != 1:
