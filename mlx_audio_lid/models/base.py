@@ -117,11 +117,15 @@ class LanguageIdModel(nn.Module):
                     f"weight {key} has shape {tuple(weights[key].shape)}, "
                     f"the model expects {tuple(value.shape)}"
                 )
+        check_weight_dtypes(expected, weights)
         return super().load_weights([(k, weights[k]) for k in expected], strict=True)
 
     def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
         """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""
-        samples = np.asarray(input_values.astype(mx.float32) if isinstance(input_values, mx.array) else input_values)
+        try:
+            samples = np.asarray(input_values.astype(mx.float32) if isinstance(input_values, mx.array) else input_values)
+        except ValueError:  # e.g. a list of clips of different lengths
+            raise ValueError("predict() takes one clip (T,) or (1, T); use mlx_audio_lid.identify() for several") from None
         if samples.dtype.kind not in "fiu":
             raise ValueError(f"predict() takes audio samples as numbers, got dtype {samples.dtype}")
         audio = mx.array(samples)
@@ -153,6 +157,38 @@ def check_finite_output(values: np.ndarray, what: str = "the clip") -> None:
             f"the model's output for {what} is not finite (NaN or inf): its weights may be damaged, "
             "or a float16 computation overflowed (load it with dtype='float32')"
         )
+
+
+MAX_LIST_ENTRIES = 64  # per-layer lists in a config (conv_dim, channels, ...): published models have 5-7
+
+
+def check_sizes(model_type: str, params: dict, limits: Dict[str, int]) -> None:
+    """Each size a config gives (a whole number, or a list of them) within 1..its limit.
+
+    Checked before anything is built: a num_hidden_layers of 1e9 would build layers for ever.
+    """
+    for key, limit in limits.items():
+        value = params.get(key)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and not 1 <= len(values) <= MAX_LIST_ENTRIES:
+            raise ValueError(f"{model_type} config: {key} has {len(values)} entries; 1 to {MAX_LIST_ENTRIES} are supported")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= limit for v in values):
+            raise ValueError(f"{model_type} config: {key} = {value!r}: sizes must be whole numbers from 1 to {limit}")
+
+
+def check_weight_dtypes(expected: Dict[str, mx.array], weights: Dict[str, mx.array]) -> None:
+    """A float parameter gets float weights with finite values; a quantized one its own integer type."""
+    for key, value in expected.items():
+        given = weights[key].dtype
+        if mx.issubdtype(value.dtype, mx.floating):
+            if not mx.issubdtype(given, mx.floating):
+                raise ValueError(f"weight {key} has dtype {given}; it must be floating point (float32, float16, bfloat16)")
+            if not mx.isfinite(weights[key]).all().item():
+                raise ValueError(f"weight {key} has NaN or infinite values: the checkpoint is damaged")
+        elif given != value.dtype:
+            raise ValueError(f"weight {key} has dtype {given}; this (quantized) model stores it as {value.dtype}")
 
 
 def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:

@@ -44,11 +44,11 @@ def fuzz(cases: int, seed: int, workers: int = 2, timeout: float = 30.0, save=No
         report = harness.run_cases(made, models, workers, timeout, progress)
         report.seconds = time.monotonic() - start
         if save:
-            keep(report, Path(save), models)
+            keep(report, Path(save))
     return report
 
 
-def keep(report, folder: Path, models: dict) -> None:
+def keep(report, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for failure in report.failures:
         case = failure["case"]
@@ -56,7 +56,7 @@ def keep(report, folder: Path, models: dict) -> None:
             copy = folder / Path(case.source["file"]).name
             shutil.copy(case.source["file"], copy)
             case.source["file"] = str(copy)
-        (folder / f"case{case.index:06d}.pickle").write_bytes(pickle.dumps({"failure": failure, "models": models}))
+        (folder / f"case{case.index:06d}.pickle").write_bytes(pickle.dumps({"failure": failure}))
 
 
 def print_report(report, cases: int, seed: int) -> None:
@@ -75,14 +75,17 @@ def print_report(report, cases: int, seed: int) -> None:
         print(f"\n{failure['outcome']}: {failure['case'].describe()}\n  {failure['detail']}")
 
 
-def replay(path: Path) -> None:
-    saved = pickle.loads(path.read_bytes())
-    case = saved["failure"]["case"]
+def replay(path: Path, timeout: float) -> None:
+    """One saved case in a fresh worker, with the tiny models made again (the same seeds)."""
+    case = pickle.loads(path.read_bytes())["failure"]["case"]
     print(case.describe())
-    worker = harness.Worker(saved["models"])
-    worker.start(case, 60)
-    print(worker.finish())
-    worker.stop()
+    with tempfile.TemporaryDirectory(prefix="mlx_audio_lid-fuzz-") as scratch:
+        _, models = prepare(Path(scratch))
+        worker = harness.Worker(models)
+        start = time.monotonic()
+        worker.start(case, timeout)
+        print(worker.finish(), f"after {time.monotonic() - start:.1f} s")
+        worker.stop()
 
 
 def main() -> int:
@@ -95,7 +98,7 @@ def main() -> int:
     parser.add_argument("--replay", help="run one saved case again")
     args = parser.parse_args()
     if args.replay:
-        replay(Path(args.replay))
+        replay(Path(args.replay), args.timeout)
         return 0
     report = fuzz(args.cases, args.seed, args.workers, args.timeout, args.save)
     print_report(report, args.cases, args.seed)
