@@ -6,7 +6,8 @@
 
 A thin front over `load`, `identify` and `convert`: every file gets a record, a file that
 fails gets an `error` instead of a language and never stops the others, and the exit status
-is 1 when any file failed (2 when the model or the arguments are wrong).
+is 1 when any file failed (2 when the model or the arguments are wrong). The arguments are
+parsed before any model code is imported, so `--help` and argument errors answer at once.
 """
 
 import argparse
@@ -17,10 +18,8 @@ import sys
 from pathlib import Path
 from typing import IO, Iterator, List, Optional
 
-from . import loading
-from .audio import AUDIO_EXTENSIONS
-from .identify import identify
-from .timeline import VAD_THRESHOLD_DB
+from . import registry, vad
+from .vad.energy import THRESHOLD_DB
 
 DEFAULT_MODEL = "mlx-community/mms-lid-256"  # MMS-LID-256 converted to an MLX folder
 FORMATS = ("text", "json", "jsonl", "csv")
@@ -34,6 +33,8 @@ def one_line(error: BaseException) -> str:
 
 def load_model(name: str, dtype: str = "auto"):
     """A local folder in any layout `load` reads, or a Hub repo id fetched on first use."""
+    from . import loading
+
     path = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if path.exists() or looks_local:
@@ -43,16 +44,19 @@ def load_model(name: str, dtype: str = "auto"):
     try:
         folder = loading.resolve_folder(name)
     except Exception as error:  # offline, unknown repo, or a name that is not a repo id
+        layouts = ", ".join(f.layouts for f in registry.FAMILIES if f.layouts)
         raise ValueError(
             f"could not get model {name!r} from the Hugging Face Hub ({one_line(error)}). "
             "Without network, pass a local folder: --model path/to/folder (an MLX folder made by "
-            "`mlx_audio_lid convert`, a transformers MMS-LID checkpoint or a SpeechBrain folder)"
+            f"`mlx_audio_lid convert`, or {layouts})"
         ) from None
     return loading.load(folder, dtype=dtype)
 
 
 def audio_files(paths: List[str]) -> Iterator[tuple]:
     """(path, None) for each file to identify, folders recursed; (path, error) for a bad path."""
+    from .audio import AUDIO_EXTENSIONS
+
     for name in paths:
         path = Path(name)
         if path.is_dir():
@@ -184,6 +188,8 @@ def run_identify(args) -> int:
         return 2
     from tqdm import tqdm
 
+    from .identification import identify
+
     failed = 0
     try:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
@@ -202,8 +208,8 @@ def run_identify(args) -> int:
                 prediction = identify(
                     model, path, top_k=args.top_k, languages=args.languages, min_probability=args.min_probability,
                     segments=args.segments or bool(args.plot), batch_size=args.batch_size, window=args.window,
-                    hop=args.hop, vad=not args.no_vad, vad_threshold_db=args.vad_threshold_db,
-                    allow_partial=args.allow_partial,
+                    hop=args.hop, max_whole=args.max_whole, vad=None if args.no_vad else args.vad,
+                    vad_threshold_db=args.vad_threshold_db, allow_partial=args.allow_partial,
                 )
                 record.update(prediction.to_dict())
                 if args.plot:
@@ -222,12 +228,9 @@ def run_identify(args) -> int:
 
 
 def run_convert(arguments: List[str]) -> int:
-    """`convert` is the converter's own command line (mlx_audio_lid/convert.py), passed through."""
-    try:
-        from .convert import main as convert_main
-    except ImportError:
-        print("mlx_audio_lid: error: this installation has no converter (mlx_audio_lid/convert.py)", file=sys.stderr)
-        return 2
+    """`convert` is the converter's own command line (mlx_audio_lid/converter.py), passed through."""
+    from .converter import main as convert_main
+
     return convert_main(arguments)
 
 
@@ -263,11 +266,15 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("--batch-size", type=_number(int, 1), default=8, help="windows per model call")
     ident.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
                        help="compute precision; auto: float16 on a GPU, the model's own on a CPU")
+    ident.add_argument("--max-whole", type=_number(float, 0, low_open=True), metavar="S",
+                       help="run recordings up to S seconds whole, in one pass, and longer ones in windows "
+                            "(default per model family)")
     ident.add_argument("--window", type=_number(float, 0, low_open=True), help="window length in seconds (default per model family)")
     ident.add_argument("--hop", type=_number(float, 0, low_open=True), help="seconds between window starts (default: half the window)")
+    ident.add_argument("--vad", choices=sorted(vad.NAMES), default="energy", help="voice activity detector")
     ident.add_argument("--no-vad", action="store_true", help="run every window, silent or not")
-    ident.add_argument("--vad-threshold-db", type=_number(float), default=VAD_THRESHOLD_DB,
-                       help=f"frame level (dBFS) that counts as sound (default {VAD_THRESHOLD_DB})")
+    ident.add_argument("--vad-threshold-db", type=_number(float),
+                       help=f"energy VAD: frame level (dBFS) that counts as speech (default {THRESHOLD_DB})")
     ident.add_argument("--allow-partial", action="store_true",
                        help="identify the part of a truncated or damaged file that decodes (a warning says so)")
     ident.add_argument("--plot", metavar="PNG", help="draw the timeline of one file (needs matplotlib)")

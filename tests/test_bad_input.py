@@ -20,10 +20,11 @@ import mlx_audio_lid as lid
 from mlx_audio_lid import audio, cli
 from mlx_audio_lid.audio import AudioStream, load_audio, resample_ratio
 from mlx_audio_lid.containers import wav_declared_frames
-from mlx_audio_lid.models import wav2vec_cls
+from mlx_audio_lid.models.wav2vec_cls import model as wav2vec_cls
 
-import reference_ecapa
-import reference_mms as ref
+from references import ecapa as reference_ecapa
+from references import mms as ref
+from references.signals import speechlike_clips
 import speech
 
 ECAPA_FOLDER = str(reference_ecapa.FIXTURES / "voxlingua107_tiny")
@@ -52,7 +53,7 @@ def files(tmp_path_factory):
 
 
 def clip(seconds=1.0, seed=0):
-    return ref.speechlike_clips([int(seconds * 16000)], seed=seed)[0]
+    return speechlike_clips([int(seconds * 16000)], seed=seed)[0]
 
 
 # -- sample rates ------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_the_single_pass_limits_of_the_published_architectures():
     config = SimpleNamespace(num_attention_heads=16, conv_stride=ref.mms_lid_config().conv_stride)
     mms_limit = wav2vec_cls.Model.max_samples.fget(SimpleNamespace(config=config))
     assert mms_limit / 16000 == pytest.approx(115.84) and 16 * (mms_limit // 320) ** 2 * 4 <= 2 * 2**30
-    from mlx_audio_lid.models import ecapa_lid
+    from mlx_audio_lid.models.ecapa_lid import model as ecapa_lid
 
     ecapa_limit = ecapa_lid.Model.max_samples.fget(SimpleNamespace(config=SimpleNamespace(channels=[1024] * 4 + [3072])))
     assert 29 * 60 < ecapa_limit / 16000 < 30 * 60

@@ -13,7 +13,7 @@ import soundfile
 
 from mlx_audio_lid import cli
 
-import reference_ecapa
+from references import ecapa as reference_ecapa
 import speech
 
 MODEL = str(reference_ecapa.FIXTURES / "voxlingua107_tiny")  # a SpeechBrain folder, as published

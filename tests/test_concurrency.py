@@ -1,7 +1,7 @@
 """identify() and embed() from several threads on one model answer as sequential calls do.
 
 A server shares one loaded model between request threads. Model evaluation is serialised by
-identify.MODEL_LOCK (MLX's evaluation from concurrent threads is not safe on every backend);
+identification.MODEL_LOCK (MLX's evaluation from concurrent threads is not safe on every backend);
 decoding, resampling and the VAD of different requests overlap.
 """
 
@@ -12,8 +12,9 @@ import pytest
 
 import mlx_audio_lid as lid
 
-import reference_ecapa
-import reference_mms as ref
+from references import ecapa as reference_ecapa
+from references import mms as ref
+from references.signals import speechlike_clips
 
 THREADS = 6
 
@@ -28,7 +29,7 @@ def model(request, tmp_path_factory):
 
 def test_identify_from_several_threads_equals_sequential_calls(model):
     # Lengths from one window to several, and 8 kHz input, so threads resample and window differently.
-    clips = ref.speechlike_clips([8000, 14000, 20000, 26000, 12000, 18000], seed=7)
+    clips = speechlike_clips([8000, 14000, 20000, 26000, 12000, 18000], seed=7)
     rates = [16000, 8000, 16000, 16000, 8000, 16000]
     run = lambda i: lid.identify(model, clips[i], sample_rate=rates[i], segments=True, window=0.5)  # noqa: E731
     sequential = [run(i) for i in range(len(clips))]
@@ -41,7 +42,7 @@ def test_identify_from_several_threads_equals_sequential_calls(model):
 
 
 def test_embed_from_several_threads_equals_sequential_calls(model):
-    clips = ref.speechlike_clips([9000, 17000, 25000, 13000], seed=8)
+    clips = speechlike_clips([9000, 17000, 25000, 13000], seed=8)
     sequential = [lid.embed(model, c) for c in clips]
     with ThreadPoolExecutor(THREADS) as pool:
         threaded = list(pool.map(lambda c: lid.embed(model, c), clips * 3))

@@ -17,10 +17,11 @@ from safetensors.numpy import load_file, save_file
 
 import mlx_audio_lid as lid
 from mlx_audio_lid.loading import read_source
-from mlx_audio_lid.models import wav2vec_cls
+from mlx_audio_lid.models.wav2vec_cls import model as wav2vec_cls
 
-import reference_ecapa
-import reference_mms as ref
+from references import ecapa as reference_ecapa
+from references import mms as ref
+from references.signals import speechlike_clips
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_every_structural_key_of_an_mms_config_is_required(mms_folder, tmp_path,
 
 def test_do_stable_layer_norm_changes_the_answer_so_it_cannot_default(mms_folder, tmp_path):
     """Why the key is required: the same weights load under either value and answer differently."""
-    clip = ref.speechlike_clips([16000], seed=9)[0]
+    clip = speechlike_clips([16000], seed=9)[0]
     stated = lid.identify(lid.load(mms_folder), clip).probs
     flipped = lid.load(edited(mms_folder, tmp_path, lambda config: config.update(do_stable_layer_norm=False)))
     assert max(abs(stated[k] - p) for k, p in lid.identify(flipped, clip).probs.items()) > 1e-3
@@ -122,5 +123,5 @@ def test_weights_with_nan_are_refused(ecapa_folder, tmp_path):
 
 def test_an_intact_folder_still_loads_and_answers(mms_folder, ecapa_folder):
     for folder in (mms_folder, ecapa_folder):
-        prediction = lid.identify(lid.load(folder), ref.speechlike_clips([16000])[0])
+        prediction = lid.identify(lid.load(folder), speechlike_clips([16000])[0])
         assert np.isfinite(prediction.probability)

@@ -1,11 +1,12 @@
-"""The contract both model families honour.
+"""The contract every model family honours, as an abstract base class.
 
 `model(waveforms, lengths) -> logits`: raw 16 kHz waveforms (B, T), zero-padded on the right,
 with each clip's valid length in samples; `softmax(logits)` are the language probabilities.
-`model.embed(waveforms, lengths)` gives the utterance embedding the classifier reads.
-Every clip in a padded batch gets exactly what it gets alone.
+`model.embed(waveforms, lengths)` gives the utterance embedding. Every clip in a padded batch
+gets what it gets alone. `config.sample_rate` is the rate the model takes (16000).
 """
 
+import abc
 import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,20 +28,50 @@ def _shorten(keys: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-class LanguageIdModel(nn.Module):
-    """Shared behaviour: strict weight loading, labels, and mlx-audio's `predict`."""
+class LanguageIdModel(nn.Module, abc.ABC):
+    """What a family implements (the abstract members) and what it gets: input checks, strict
+    weight loading and mlx-audio's `predict`."""
 
-    sample_rate: int = 16000
-
-    # Subclasses set `_labels` (the model's own label per logit, in logit order) and define
-    # `min_samples` (the shortest clip the network can answer for), `max_samples` (the longest
-    # one pass can take within SINGLE_PASS_BYTES, with `max_samples_reason` saying what grows),
-    # `embed_batch(waveforms, lengths)` (embeddings from checked inputs) and
-    # `classify(embeddings)` (logits).
+    def __new__(cls, *args, **kwargs):
+        # nn.Module is a dict, and dict's constructor skips ABCMeta's check: make it here.
+        if cls.__abstractmethods__:
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise TypeError(f"{cls.__name__} does not implement the model contract's {missing}")
+        return super().__new__(cls, *args, **kwargs)
 
     @property
+    @abc.abstractmethod
     def labels(self) -> List[str]:
-        return list(self._labels)
+        """The model's own label per logit, in logit order (e.g. "eng", or VoxLingua107's "en")."""
+
+    @property
+    def label_names(self) -> List[Optional[str]]:
+        """English names per label where the checkpoint gives them, else None per label."""
+        return [None] * len(self.labels)
+
+    @property
+    @abc.abstractmethod
+    def min_samples(self) -> int:
+        """The shortest clip, in samples, the network can answer for."""
+
+    @property
+    @abc.abstractmethod
+    def max_samples(self) -> int:
+        """The longest clip, in samples, one pass takes within SINGLE_PASS_BYTES."""
+
+    max_samples_reason = "memory grows with the length"  # what grows: each family says
+
+    @abc.abstractmethod
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        """Checked (B, T) waveforms and (B,) lengths -> (B, D) embeddings."""
+
+    @abc.abstractmethod
+    def classify(self, embeddings: mx.array) -> mx.array:
+        """(B, D) embeddings -> (B, labels) logits."""
+
+    def sanitize(self, weights):
+        """Checkpoint names and layouts -> this model's; safe to run twice. Default: unchanged."""
+        return weights
 
     def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
         """(B, T) raw waveforms, (B,) valid lengths in samples -> (B, labels) logits."""
@@ -70,17 +101,17 @@ class LanguageIdModel(nn.Module):
         return waveforms, lengths, int(lengths.min().item()) < waveforms.shape[1]
 
     def check_lengths(self, lengths: mx.array) -> None:
+        rate = self.config.sample_rate
         shortest, longest = int(lengths.min().item()), int(lengths.max().item())
         if shortest < self.min_samples:
             raise ValueError(
                 f"clip of {shortest} samples is shorter than this model's minimum of "
-                f"{self.min_samples} samples ({self.min_samples / self.sample_rate * 1000:.0f} ms "
-                f"at {self.sample_rate} Hz)"
+                f"{self.min_samples} samples ({self.min_samples / rate * 1000:.0f} ms at {rate} Hz)"
             )
         if longest > self.max_samples:
             raise ValueError(
-                f"clip of {longest / self.sample_rate:.1f} s is longer than the "
-                f"{self.max_samples / self.sample_rate:.1f} s this model takes in one pass "
+                f"clip of {longest / rate:.1f} s is longer than the "
+                f"{self.max_samples / rate:.1f} s this model takes in one pass "
                 f"({self.max_samples_reason}, over {SINGLE_PASS_BYTES / 2**30:.0f} GiB beyond that): "
                 "identify() runs long recordings in windows (window=, hop=); for embed(), cut the "
                 "audio into shorter clips"
@@ -190,12 +221,3 @@ def check_weight_dtypes(expected: Dict[str, mx.array], weights: Dict[str, mx.arr
         elif given != value.dtype:
             raise ValueError(f"weight {key} has dtype {given}; this (quantized) model stores it as {value.dtype}")
 
-
-def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:
-    """transformers' `id2label` ({"0": "ara", ...}) as a list in logit order."""
-    if not id2label:
-        return [f"LABEL_{i}" for i in range(num_labels)]
-    by_index = {int(k): v for k, v in id2label.items()}
-    if sorted(by_index) != list(range(len(by_index))):
-        raise ValueError("id2label must map every index 0..N-1 exactly once")
-    return [by_index[i] for i in range(len(by_index))]

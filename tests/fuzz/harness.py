@@ -23,6 +23,7 @@ import soundfile
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
+sys.path.insert(0, str(TESTS.parent))  # the repository root: `references` (tiny models, signals)
 OUTCOMES = (
     "clear error",  # a ValueError / OSError (the package's own kinds) with a message
     "result",  # an answer that passed the worker's checks (finite probabilities summing to 1, ...)
@@ -51,12 +52,11 @@ SEED_FILES = [  # (name, sample rate, channels, soundfile format, subtype)
 
 def write_seed_files(folder: Path) -> Dict[str, bytes]:
     """Short speech-like clips (1.2 s) in every format the package decodes itself."""
-    sys.path.insert(0, str(TESTS))
-    import reference_mms
+    from references.signals import speechlike_clips
 
     out = {}
     for index, (name, rate, channels, fmt, subtype) in enumerate(SEED_FILES):
-        voice = reference_mms.speechlike_clips([int(1.2 * 16000)], seed=index)[0]
+        voice = speechlike_clips([int(1.2 * 16000)], seed=index)[0]
         t = np.linspace(0, 1.2, int(1.2 * rate), endpoint=False)
         samples = np.interp(t, np.arange(len(voice)) / 16000, voice).astype(np.float32)
         if channels == 2:
@@ -68,10 +68,9 @@ def write_seed_files(folder: Path) -> Dict[str, bytes]:
 
 def write_tiny_mms(folder: Path) -> Path:
     """A tiny MMS-LID-shaped checkpoint in the published transformers layout (needs torch)."""
-    sys.path.insert(0, str(TESTS))
-    import reference_mms
+    from references import mms
 
-    return reference_mms.save_published_layout(reference_mms.build(reference_mms.tiny_config(), seed=3), folder)
+    return mms.save_published_layout(mms.build(mms.tiny_config(), seed=3), folder)
 
 
 # -- mutations --------------------------------------------------------------------------------------
