@@ -205,6 +205,7 @@ def test_a_streamed_wav_with_an_unknown_data_size_is_not_called_truncated(files)
     ({"hop": float("nan")}, "hop"), ({"hop": -1.0}, "hop"),
     ({"min_probability": float("nan")}, "min_probability"), ({"min_probability": "0.5"}, "min_probability"),
     ({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size"),
+    ({"max_whole": float("inf")}, "max_whole"), ({"max_whole": "3"}, "max_whole"), ({"max_whole": -1.0}, "max_whole"),
 ])
 def test_out_of_range_options_are_refused(ecapa, options, message):
     with pytest.raises(ValueError, match=message):
