@@ -266,10 +266,13 @@ class AudioStream:
 
         settings = dict(output_format=miniaudio.SampleFormat.FLOAT32, nchannels=1,  # miniaudio averages channels
                         sample_rate=self.rate, frames_to_read=native_frames)
-        if self._data is not None:
-            stream = miniaudio.stream_memory(self._data, **settings)
-        else:
-            stream = miniaudio.stream_file(self._path, **settings)
+        try:  # miniaudio opens the decoder here, and can refuse a header its probe accepted
+            if self._data is not None:
+                stream = miniaudio.stream_memory(self._data, **settings)
+            else:
+                stream = miniaudio.stream_file(self._path, **settings)
+        except miniaudio.DecodeError as error:
+            raise ValueError(f"{self.name}: not audio that can be decoded: its header is damaged ({error})") from None
         decoded, problem = 0, None
         try:
             for block in stream:

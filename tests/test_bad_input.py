@@ -188,6 +188,15 @@ def test_allow_partial_uses_what_decodes_and_warns(ecapa, files, fmt):
     assert part.to_dict()["warnings"] == part.warnings
 
 
+def test_a_header_the_probe_accepts_but_the_decoder_refuses_is_a_clear_error(tmp_path):
+    """Found by the fuzzer: 255 channels passes miniaudio's probe, then its decoder fails to open."""
+    path = _wav_with_rate(tmp_path / "channels.wav", 16000)
+    data = bytearray(path.read_bytes())
+    data[22:24] = struct.pack("<H", 255)
+    with pytest.raises(ValueError, match="its header is damaged"):
+        load_audio(bytes(data))
+
+
 def test_a_streamed_wav_with_an_unknown_data_size_is_not_called_truncated(files):
     data = bytearray(files["wav"].read_bytes())
     at = data.find(b"data")
