@@ -12,6 +12,8 @@ each segment to its speech. Candidate languages are renormalised over that one d
 so the ratio of two kept languages is their ratio in the full table.
 """
 
+import math
+import numbers
 from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -29,9 +31,10 @@ WHOLE = "whole"  # the key of a recording's whole pass among its window indices
 def window_sizes(family, window: Optional[float] = None, hop: Optional[float] = None) -> Tuple[int, int]:
     """(window, hop) in samples, from seconds or the family's defaults (the hop scales with the window)."""
     window = family.window if window is None else window
+    given = (window, 1.0 if hop is None else hop)
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < math.inf for v in given):
+        raise ValueError(f"window ({window!r}) and hop ({hop!r}) must be positive, finite numbers of seconds")
     hop = (family.hop * window / family.window) if hop is None else hop
-    if not window > 0 or not hop > 0:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be positive numbers of seconds")
     if hop > window:
         raise ValueError(f"hop ({hop} s) must not exceed the window ({window} s): audio between windows would be skipped")
     return max(1, round(window * SAMPLE_RATE)), max(1, round(hop * SAMPLE_RATE))
