@@ -142,7 +142,8 @@ def _local_tables(paths: List[str], identifier: LanguageIdentifier, batch_size: 
 
 
 def _ray_tables(paths: List[str], model, options: dict, batch_size: int, num_workers: Optional[int],
-                cpus_per_worker: float, address: Optional[str], num_cpus: Optional[int]) -> Iterator[pa.Table]:
+                cpus_per_worker: float, gpus_per_worker: float, address: Optional[str],
+                num_cpus: Optional[int]) -> Iterator[pa.Table]:
     try:
         import ray
         import ray.data
@@ -153,13 +154,15 @@ def _ray_tables(paths: List[str], model, options: dict, batch_size: int, num_wor
         address = address or os.environ.get("RAY_ADDRESS")
         ray.init(address=address) if address else ray.init(address="local", num_cpus=num_cpus)
     try:
-        if num_workers is None:
-            num_workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
         # One block per batch: results stream back (and are written) batch by batch.
         blocks = -(-len(paths) // batch_size)
+        if num_workers is None:
+            num_workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+        num_workers = min(num_workers, blocks)  # a worker with no batch would only load the model
         results = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks).map_batches(
             LanguageIdentifier, fn_constructor_kwargs=dict(options, model=model), batch_size=batch_size,
-            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=num_workers), num_cpus=cpus_per_worker)
+            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=num_workers), num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker)
         yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
     finally:
         if started:
@@ -168,13 +171,15 @@ def _ray_tables(paths: List[str], model, options: dict, batch_size: int, num_wor
 
 def identify_corpus(inputs: Iterable[str], model, output, *, engine: str = "local", num_workers: Optional[int] = None,
                     batch_size: int = 8, segments: bool = False, rows_per_part: int = 1000, address: Optional[str] = None,
-                    cpus_per_worker: float = 1, num_cpus: Optional[int] = None, progress: bool = False,
+                    cpus_per_worker: float = 1, gpus_per_worker: float = 0, num_cpus: Optional[int] = None,
+                    progress: bool = False,
                     **options) -> dict:
     """Identify every input file into the Parquet dataset folder `output`; files it has are skipped.
 
     `engine="ray"` runs `num_workers` LanguageIdentifier actors (default: the cluster's CPUs /
-    `cpus_per_worker`) on the Ray cluster at `address` (or $RAY_ADDRESS), or on a local Ray
-    instance with `num_cpus`; if Ray is already initialised, that session is used. `model` is
+    `cpus_per_worker`), each reserving `cpus_per_worker` CPUs and `gpus_per_worker` GPUs, on
+    the Ray cluster at `address` (or $RAY_ADDRESS), or on a local Ray instance with `num_cpus`;
+    if Ray is already initialised, that session is used. `model` is
     a name `mlx_audio_lid.load` reads on every worker (or, for the local engine, a loaded model).
     Other options (`top_k`, `languages`, `dtype`, ...) go to `load`/`identify`.
     Returns counts: `skipped` (already in the output), `processed` (new rows), `errors` (among them).
@@ -202,7 +207,8 @@ def identify_corpus(inputs: Iterable[str], model, output, *, engine: str = "loca
         elif engine == "local":
             tables = _local_tables(todo, LanguageIdentifier(model, **options), batch_size, progress)
         else:
-            tables = _ray_tables(todo, model, options, batch_size, num_workers, cpus_per_worker, address, num_cpus)
+            tables = _ray_tables(todo, model, options, batch_size, num_workers, cpus_per_worker, gpus_per_worker,
+                                 address, num_cpus)
         errors = len(unusable)
         for table in tables:
             writer.add(table)

@@ -17,11 +17,14 @@ def parser() -> argparse.ArgumentParser:
                                 "folder (one row per file); a rerun skips the files it already has.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files, folders (searched recursively) or manifests (.csv/.jsonl with a 'path' column)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"folder or Hub repo id, loaded by every worker (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"folder or Hub repo id, loaded by every worker (default {DEFAULT_MODEL})")
     p.add_argument("--output", required=True, help="the output folder, e.g. out.parquet (made if missing)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="one process, or Ray Data (pip install 'mlx-audio-lid[ray]')")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="one process, or Ray Data (pip install 'mlx-audio-lid[ray]')")
     p.add_argument("--num-workers", type=int, help="Ray workers, each loading the model once (default: the cluster's CPUs)")
     p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs Ray reserves for each worker")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs Ray reserves for each worker (MLX's CUDA build)")
     p.add_argument("--address", help="Ray cluster to connect to (default $RAY_ADDRESS, else a local Ray instance)")
     p.add_argument("--batch-size", type=int, default=8, help="files per identify call, and windows per model call")
     p.add_argument("--segments", action="store_true", help="add each file's timeline as a 'segments' column")
@@ -55,9 +58,9 @@ def main(arguments: Optional[List[str]] = None) -> int:
     try:
         counts = identify_corpus(
             args.inputs, args.model, args.output, engine=args.engine, num_workers=args.num_workers,
-            cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
-            segments=args.segments, rows_per_part=args.rows_per_part, progress=True, top_k=args.top_k,
-            languages=args.languages, min_probability=args.min_probability, dtype=args.dtype)
+            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, address=args.address,
+            batch_size=args.batch_size, segments=args.segments, rows_per_part=args.rows_per_part, progress=True,
+            top_k=args.top_k, languages=args.languages, min_probability=args.min_probability, dtype=args.dtype)
     except Exception as error:
         print(f"mlx_audio_lid corpus: error: {_message(error)}", file=sys.stderr)
         return 2

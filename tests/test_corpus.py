@@ -7,7 +7,6 @@ killed run is a subprocess that joins it with --address, so the cluster path is 
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -208,11 +207,12 @@ def test_manifests_csv_and_jsonl_through_the_command(capsys, corpus, model_folde
     lists = tmp_path / "lists"
     lists.mkdir()
     clips = clip_paths(corpus)[:4]
-    (lists / "a.csv").write_text("path,speaker\n" + "".join(f"{os.path.relpath(p, lists)},s{i}\n" for i, p in enumerate(clips[:2])))
+    relative = [os.path.relpath(p, lists) for p in clips]
+    (lists / "a.csv").write_text("path,speaker\n" + "".join(f"{p},s{i}\n" for i, p in enumerate(relative[:2])))
     (lists / "b.jsonl").write_text(json.dumps({"path": clips[2]}) + "\n\n"  # absolute; a blank line is skipped
                                    + json.dumps({"path": "missing.wav", "note": 1}) + "\n"
-                                   + json.dumps({"path": os.path.relpath(clips[3], lists)}) + "\n")
-    assert manifest_paths(lists / "a.csv") == [str(lists / os.path.relpath(p, lists)) for p in clips[:2]]
+                                   + json.dumps({"path": relative[3]}) + "\n")
+    assert manifest_paths(lists / "a.csv") == [str(lists / p) for p in relative[:2]]
     out = tmp_path / "out.parquet"
     code = cli.main(["corpus", str(lists / "a.csv"), str(lists / "b.jsonl"), str(lists / "a.csv"),
                      "--model", str(model_folder), "--output", str(out)])
