@@ -224,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
     conv = commands.add_parser("convert", add_help=False, help="convert a published checkpoint into an MLX folder "
                                "(`mlx_audio_lid convert --help` lists its options)")
     conv.add_argument("arguments", nargs=argparse.REMAINDER)  # listed here; main() hands them over
+    corpus = commands.add_parser("corpus", add_help=False, help="identify a whole corpus into Parquet, in one process "
+                                 "or on Ray Data (`mlx_audio_lid corpus --help` lists its options)")
+    corpus.add_argument("arguments", nargs=argparse.REMAINDER)  # as convert: its own parser (corpus_cli.py)
     return top
 
 
@@ -231,5 +234,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["convert"]:  # every option, --help included, belongs to the converter
         return run_convert(argv[1:])
+    if argv[:1] == ["corpus"]:
+        from .corpus_cli import main as corpus_main
+
+        return corpus_main(argv[1:])
     args = parser().parse_args(argv)
     return args.run(args)
