@@ -1,6 +1,6 @@
 """Files per second through `identify_corpus`: the local engine against Ray Data, same files, same machine.
 
-    python benchmarks/corpus_throughput.py [--files 120] [--seconds 3] [--workers 1 2] [--batch-size 8] [--model DIR]
+    python -m benchmarks.corpus_throughput [--files 120] [--seconds 3] [--workers 1 2] [--batch-size 8] [--model DIR]
 
 Writes `--files` clips of speech-like audio (long_recording.write_recording) and, without
 `--model`, an MLX folder of the VoxLingua107 ECAPA-TDNN architecture with random weights (the
@@ -18,24 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description, markdown_table  # noqa: E402
-from long_recording import ECAPA_CONFIG, write_recording  # noqa: E402
+import mlx_audio_lid  # noqa: F401  (first: the optimized BLAS under MLX's CPU build)
+from references import sizes
 
-
-def full_size_ecapa(folder: Path) -> Path:
-    """VoxLingua107's architecture with random weights, saved as an MLX folder `load` reads."""
-    import json
-
-    import mlx_audio_lid  # noqa: F401  (first: the optimized BLAS under MLX's CPU build)
-    from mlx_audio_lid.loading import model_module
-
-    module = model_module(ECAPA_CONFIG["model_type"])
-    model = module.Model(module.ModelConfig.from_dict(ECAPA_CONFIG))
-    folder.mkdir(parents=True)
-    model.save_weights(str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(ECAPA_CONFIG))
-    return folder
+from .common import machine_description, markdown_table, save_random_model
+from .long_recording import write_recording
 
 
 def timed_run(files, model, work: Path, **engine) -> float:
@@ -64,7 +51,7 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="corpus_throughput_"))
     try:
-        model = args.model or str(full_size_ecapa(work / "ecapa_full"))
+        model = args.model or str(save_random_model(sizes.voxlingua107_ecapa(), work / "ecapa_full"))
         files = []
         for i in range(args.files):
             files.append(str(work / f"clip{i:04d}.wav"))

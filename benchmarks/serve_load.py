@@ -7,8 +7,8 @@ the server rows run without batching (--max-batch 1) and with it. Every server a
 checked against the library's answer for that clip. The server and the clients share this
 machine's cores, so the numbers include the clients' cost.
 
-    python benchmarks/serve_load.py                       # VoxLingua107-sized ECAPA, random weights
-    python benchmarks/serve_load.py --model FOLDER --clients 8 --requests 25
+    python -m benchmarks.serve_load                       # VoxLingua107-sized ECAPA, random weights
+    python -m benchmarks.serve_load --model FOLDER --clients 8 --requests 25
 
 tests/test_serve.py uses ServerProcess and load_test from here for its load test.
 """
@@ -32,6 +32,9 @@ import httpx
 import numpy as np
 
 import mlx_audio_lid
+from references import sizes
+
+from .common import machine_description, markdown_table, save_random_model
 
 START_TIMEOUT_SECONDS = 300.0  # model load on a busy machine
 REQUEST_TIMEOUT_SECONDS = 120.0
@@ -171,22 +174,6 @@ def percentile_ms(seconds: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000, q))
 
 
-def full_size_ecapa(folder: Path) -> Path:
-    """A VoxLingua107-sized ECAPA-TDNN (21 M parameters, random weights) as an MLX folder."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-
-    from bench_ecapa import config_for
-    from mlx_audio_lid.models.ecapa_lid import Model, ModelConfig
-
-    config = config_for("full")
-    folder.mkdir(parents=True, exist_ok=True)
-    model = Model(ModelConfig.from_dict(config))
-    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    return folder
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model folder (default: a VoxLingua107-sized ECAPA with random weights)")
@@ -198,10 +185,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from common import machine_description, markdown_table
-
     work = Path(tempfile.mkdtemp(prefix="serve_load_"))
-    model_path = Path(args.model) if args.model else full_size_ecapa(work / "ecapa-full-random")
+    model_path = Path(args.model) if args.model else save_random_model(sizes.voxlingua107_ecapa(),
+                                                                        work / "ecapa-full-random")
     rng = np.random.default_rng(0)
     lengths = [float(s) for s in args.seconds.split(",")]
     clips = [wav_bytes(0.1 * rng.standard_normal(int(s * 16000))) for s in lengths]

@@ -4,6 +4,7 @@
                   [--format text|json|jsonl|csv] [--output FILE] [--batch-size N] [--plot out.png]
     mlx_audio_lid convert --hf-path SOURCE --mlx-path DESTINATION [...]   (the converter's own options)
     mlx_audio_lid serve --model M [--host 127.0.0.1] [--port 8000] [--max-batch 16] [...]   (HTTP server)
+    mlx_audio_lid corpus PATH... --output labels.parquet [--engine local|ray] [...]   (Parquet, one row per file)
 
 A thin front over `load`, `identify` and `convert`: every file gets a record, a file that
 fails gets an `error` instead of a language and never stops the others, and the exit status

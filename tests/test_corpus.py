@@ -24,7 +24,7 @@ from mlx_audio_lid import cli
 from mlx_audio_lid.corpus import LanguageIdentifier, identify_corpus, manifest_paths
 from mlx_audio_lid.corpus_output import PartWriter, schema
 
-import reference_ecapa
+from references import ecapa as reference_ecapa
 
 CLIPS = 50
 REPO = Path(__file__).resolve().parents[1]

@@ -5,10 +5,8 @@ equal the library's answer for that clip alone, with batches of more than one re
 """
 
 import http.client
-import sys
 import time
 from concurrent.futures import Future
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,12 +21,11 @@ from mlx_audio_lid.labels import model_languages  # noqa: E402
 from mlx_audio_lid.serve import batcher as batcher_module  # noqa: E402
 from mlx_audio_lid.serve.whisper_codes import detect_language_answer, whisper_code  # noqa: E402
 
-import conversion_sources  # noqa: E402
-import reference_ecapa  # noqa: E402
-import speech  # noqa: E402
+from benchmarks.serve_load import Call, ServerProcess, load_test, same_detection, wav_bytes  # noqa: E402
+from references import ecapa as reference_ecapa  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from serve_load import Call, ServerProcess, load_test, same_detection, wav_bytes  # noqa: E402
+import conversion_sources  # noqa: E402
+import speech  # noqa: E402
 
 MODEL = reference_ecapa.FIXTURES / "voxlingua107_tiny"  # a SpeechBrain folder, as published
 LIMIT_MIB = 1  # the test server's --max-upload-mb

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import mlx.core as mx
 import numpy as np
 
-from ..identify import identify
+from ..identification import identify
 
 SHUTDOWN_TIMEOUT_SECONDS = 30.0  # how long close() waits for the batch in progress
 
