@@ -3,6 +3,8 @@
     mlx_audio_lid identify PATH... [--model M] [--top-k K] [--languages en,ru] [--segments]
                   [--format text|json|jsonl|csv] [--output FILE] [--batch-size N] [--plot out.png]
     mlx_audio_lid convert --hf-path SOURCE --mlx-path DESTINATION [...]   (the converter's own options)
+    mlx_audio_lid serve --model M [--host 127.0.0.1] [--port 8000] [--max-batch 16] [...]   (HTTP server)
+    mlx_audio_lid corpus PATH... --output labels.parquet [--engine local|ray] [...]   (Parquet, one row per file)
 
 A thin front over `load`, `identify` and `convert`: every file gets a record, a file that
 fails gets an `error` instead of a language and never stops the others, and the exit status
@@ -51,6 +53,11 @@ def load_model(name: str, dtype: str = "auto"):
             f"`mlx_audio_lid convert`, or {layouts})"
         ) from None
     return loading.load(folder, dtype=dtype)
+
+
+def file_record(path: str, prediction) -> dict:
+    """One file's record: its path, then the prediction's fields (the JSON, JSONL and server answer)."""
+    return {"path": path, **prediction.to_dict()}
 
 
 def audio_files(paths: List[str]) -> Iterator[tuple]:
@@ -201,7 +208,6 @@ def run_identify(args) -> int:
     writer = Writer(out, args.format)
     try:
         for path, problem in tqdm(files, file=sys.stderr, unit="file", disable=len(files) < 2):
-            record = {"path": path}
             try:
                 if problem:
                     raise ValueError(problem)
@@ -211,7 +217,7 @@ def run_identify(args) -> int:
                     hop=args.hop, max_whole=args.max_whole, vad=None if args.no_vad else args.vad,
                     vad_threshold_db=args.vad_threshold_db, allow_partial=args.allow_partial,
                 )
-                record.update(prediction.to_dict())
+                record = file_record(path, prediction)
                 if args.plot:
                     plot_timeline(record, args.plot)
                     if not args.segments:
@@ -249,6 +255,17 @@ def _number(kind, low=None, high=None, low_open=False):
     return parse
 
 
+def run_serve(args) -> int:
+    """`serve` imports FastAPI and uvicorn only when it runs (they are the `serve` extra)."""
+    try:
+        from .serve import main as serve_main
+    except ImportError as error:
+        print(f"mlx_audio_lid: error: serve needs FastAPI and uvicorn ({error}): "
+              "pip install 'mlx-audio-lid[serve]'", file=sys.stderr)
+        return 2
+    return serve_main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mlx_audio_lid", description="Spoken language identification on MLX.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -280,9 +297,25 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("--plot", metavar="PNG", help="draw the timeline of one file (needs matplotlib)")
     ident.set_defaults(run=run_identify)
 
+    serve = commands.add_parser("serve", help="answer language ID requests over HTTP (whisper-asr-webservice's "
+                                "/detect-language and /v1/audio/language)")
+    serve.add_argument("--model", default=DEFAULT_MODEL, help=f"as for identify (default {DEFAULT_MODEL})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch", type=int, default=16,
+                       help="most requests gathered into one batch (also windows per model call)")
+    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="longest wait for a batch to fill")
+    serve.add_argument("--max-upload-mb", type=float, default=100.0, help="largest request body (MiB); more: 413")
+    serve.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info")
+    serve.set_defaults(run=run_serve)
+
     conv = commands.add_parser("convert", add_help=False, help="convert a published checkpoint into an MLX folder "
                                "(`mlx_audio_lid convert --help` lists its options)")
     conv.add_argument("arguments", nargs=argparse.REMAINDER)  # listed here; main() hands them over
+    corpus = commands.add_parser("corpus", add_help=False, help="identify a whole corpus into Parquet, in one process "
+                                 "or on Ray Data (`mlx_audio_lid corpus --help` lists its options)")
+    corpus.add_argument("arguments", nargs=argparse.REMAINDER)  # as convert: its own parser (corpus_cli.py)
     return top
 
 
@@ -290,5 +323,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["convert"]:  # every option, --help included, belongs to the converter
         return run_convert(argv[1:])
+    if argv[:1] == ["corpus"]:
+        from .corpus_cli import main as corpus_main
+
+        return corpus_main(argv[1:])
     args = parser().parse_args(argv)
     return args.run(args)
