@@ -154,9 +154,9 @@ def identify(
       reference implementations give it. A longer one is cut into `window`-second windows every
       `hop` seconds (defaults per family); windows with less than 0.3 s of speech are skipped,
       and the answer averages the others, weighted by the speech each stands for.
-    - `vad`: "energy" (frames above `vad_threshold_db`, default -50 dBFS), None (every window
-      runs), or a `vad.VoiceActivity`; `True`/`False` mean "energy"/None. A recording without
-      speech answers "und".
+    - `vad`: "energy" (frames above `vad_threshold_db`, default -50 dBFS), "silero" (Silero
+      VAD: speech, not just sound), None (every window runs), or a `vad.VoiceActivity`;
+      `True`/`False` mean "energy"/None. A recording without speech answers "und".
     - `segments=True` adds `.segments`: (start, end, language, probability) in seconds, drawn
       from windows whatever the recording's length.
     - A file that decodes to less than its header declares is an error; `allow_partial=True`

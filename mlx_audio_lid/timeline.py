@@ -43,7 +43,10 @@ def window_sizes(family, window: Optional[float] = None, hop: Optional[float] = 
 class Windower:
     """Cuts a stream of blocks into windows and keeps the VAD's speech flag per frame.
 
-    Holds at most one window plus one block of samples, whatever the recording's length.
+    A window is handed out once the VAD has flagged every frame it touches: a VAD whose rules
+    look ahead (Silero's: ~0.3 s) reports a block's last frames with a later block, and the
+    window's speech must be counted whole. Holds at most one window plus one block of samples
+    and that look-ahead, whatever the recording's length.
     """
 
     def __init__(self, window: int, hop: int, vad: VoiceActivity):
@@ -51,6 +54,7 @@ class Windower:
         self.total = 0  # samples seen
         self._vad = vad.stream()
         self._flags: List[np.ndarray] = []
+        self._flagged = 0  # frames flagged so far
 
     @property
     def sound(self) -> np.ndarray:
@@ -59,19 +63,26 @@ class Windower:
             self._flags = [np.concatenate(self._flags) if self._flags else np.zeros(0, bool)]
         return self._flags[0]
 
+    def _add_flags(self, flags: np.ndarray) -> None:
+        self._flags.append(flags)
+        self._flagged += len(flags)
+
     def windows(self, blocks: Iterable[np.ndarray]) -> Iterator[Tuple[int, np.ndarray]]:
         """(start sample, samples) of each window, in order."""
         buffer, offset, start, last_end = np.zeros(0, np.float32), 0, 0, 0
-        for block in blocks:
-            self._flags.append(self._vad.push(block))
-            buffer = np.concatenate([buffer, block]) if len(buffer) else block
-            self.total += len(block)
-            while self.total >= start + self.window:
-                yield start, buffer[start - offset : start - offset + self.window]
-                last_end, start = start + self.window, start + self.hop
+        for block in chain(blocks, [None]):  # None: the end, where the VAD reports its last flags
+            if block is None:
+                self._add_flags(self._vad.finish())
+            else:
+                self._add_flags(self._vad.push(block))
+                buffer = np.concatenate([buffer, block]) if len(buffer) else block
+                self.total += len(block)
+            end = start + self.window
+            while self.total >= end and self._flagged >= -(-end // self.frame):
+                yield start, buffer[start - offset : end - offset]
+                last_end, start, end = end, start + self.hop, end + self.hop
                 keep = start - self.hop  # the tail window may reach back to the last start
                 buffer, offset = buffer[keep - offset :], keep
-        self._flags.append(self._vad.finish())
         if self.total and last_end < self.total:
             tail = max(0, self.total - self.window)
             yield tail, buffer[tail - offset :]
