@@ -74,15 +74,16 @@ def profile_ecapa(x, lengths, dtype, repeats):
     feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(DTYPES[dtype]), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
+    padding = ecapa_lid.ReflectPadding(frames, feats.shape[1])
     blocks = model.embedding_model.blocks
-    out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, frames), repeats)
+    out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, padding), repeats)
     for i, block in enumerate(blocks[1:], start=1):
-        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, frames, mask), repeats)
+        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, padding, mask), repeats)
     sub = blocks[1].res2net_block.blocks[0]
     piece = out[..., : out.shape[-1] // 8]
-    stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, frames), repeats, 21)
+    stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, padding), repeats, 21)
     aggregated = mx.concatenate([out] * 3, axis=-1)
-    out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, frames), repeats)
+    out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, padding), repeats)
     stage(rows, "attentive statistics", lambda: ecapa_lid.attentive_statistics(model.embedding_model.asp, out, mask), repeats)
     return rows
 

@@ -101,3 +101,23 @@ def test_unsupported_architecture_lists_supported(tmp_path):
     with pytest.raises(ValueError, match=r"Wav2Vec2ForCTC.*not supported.*Wav2Vec2ForSequenceClassification"):
         lid.load(folder)
 
+
+
+def test_fused_qkv_is_used_saved_as_three_keys_and_dropped_when_stale(tmp_path, clips):
+    """prepare_weights stacks q/k/v; the three layers are views of it, so the folder is unchanged."""
+    from mlx.utils import tree_flatten
+
+    from mlx_audio_lid.models.wav2vec_cls import encoder
+
+    reference, folder = published(tmp_path)
+    model = lid.load(folder)
+    attention = model.wav2vec2.encoder.layers[0].attention
+    assert encoder._fused(attention) is not None
+    keys = {k for k, _ in tree_flatten(model.parameters())}
+    assert {f"wav2vec2.encoder.layers.0.attention.{p}_proj.weight" for p in "qkv"} <= keys
+    assert not any("fused" in k for k in keys)
+    fused = logits_alone(model, clips)
+    for layer in model.wav2vec2.encoder.layers:
+        layer.attention.q_proj.weight = layer.attention.q_proj.weight + 0.0  # new array: the stack is stale
+    assert encoder._fused(attention) is None
+    assert np.abs(logits_alone(model, clips) - fused).max() <= FLOAT32_TOLERANCE

@@ -124,7 +124,25 @@ class LanguageIdModel(nn.Module, abc.ABC):
                     f"weight {key} has shape {tuple(weights[key].shape)}, "
                     f"the model expects {tuple(value.shape)}"
                 )
-        return super().load_weights([(k, weights[k]) for k in expected], strict=True)
+        super().load_weights([(k, weights[k]) for k in expected], strict=True)
+        self.prepare_weights()
+        return self
+
+    def set_dtype(self, dtype, predicate=None) -> None:
+        """nn.Module.set_dtype, then prepare_weights again on the cast parameters."""
+        if predicate is None:
+            super().set_dtype(dtype)
+        else:
+            super().set_dtype(dtype, predicate)
+        self.prepare_weights()
+
+    def prepare_weights(self) -> None:
+        """Derive inference-only arrays from the parameters (e.g. folded norms); default none.
+
+        Runs after load_weights and set_dtype. What it derives is kept outside the parameters
+        (saved folders and strict loading never see it) and must be checked against them
+        before use, since parameters can also change through `update`.
+        """
 
     def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
         """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""
