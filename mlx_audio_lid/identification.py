@@ -15,7 +15,7 @@ import numpy as np
 from . import registry, vad as voice_activity
 from .audio import SAMPLE_RATE, AudioSource, AudioStream, load_audio
 from .labels import candidate_indices, model_languages
-from .models.base import LanguageIdModel
+from .models.base import LanguageIdModel, compile_by_default
 from .prediction import LanguagePrediction
 from .timeline import Recording, window_sizes
 
@@ -117,6 +117,7 @@ def identify(
     max_whole: Optional[float] = None,
     vad: Union[None, bool, str, voice_activity.VoiceActivity] = "energy",
     vad_threshold_db: Optional[float] = None,
+    compile: Optional[bool] = None,
 ) -> Union[LanguagePrediction, List[LanguagePrediction]]:
     """Which language is spoken? One source -> a prediction; a list of sources -> a list.
 
@@ -137,6 +138,8 @@ def identify(
       speech answers "und".
     - `segments=True` adds `.segments`: (start, end, language, probability) in seconds, drawn
       from windows whatever the recording's length.
+    - `compile`: run the network through `mx.compile` (one trace per batch shape); None: the
+      per-device default, `models.base.COMPILE_BY_DEFAULT`.
     Clips of different lengths share padded batches, each getting the answer it gets alone.
     """
     single, sources = _sources(audio)
@@ -151,8 +154,10 @@ def identify(
     labels = model.labels if candidates is None else [model.labels[i] for i in candidates]
     window_samples, hop_samples = window_sizes(family, window, hop)
 
+    forward = model.compiled_forward() if (compile_by_default() if compile is None else compile) else model.forward
+
     def log_probabilities(waveforms, lengths):
-        logits = model(waveforms, lengths).astype(mx.float32)
+        logits = forward(*model.prepare(waveforms, lengths)).astype(mx.float32)
         return logits - mx.logsumexp(logits, axis=-1, keepdims=True)  # every label: renormalised later
 
     recordings: List[Recording] = []

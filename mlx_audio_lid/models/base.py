@@ -19,6 +19,16 @@ def _shorten(keys: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+# Whether identify() compiles the forward pass when its `compile` is None, per device type:
+# off on the CPU, where compiled was slower than eager (README "Speed"); on a GPU off until
+# benchmarks/gpu_suite.sh shows a warm-cache first call within seconds. Flip here.
+COMPILE_BY_DEFAULT = {"cpu": False, "gpu": False}
+
+
+def compile_by_default() -> bool:
+    return COMPILE_BY_DEFAULT["gpu" if mx.default_device() == mx.gpu else "cpu"]
+
+
 class LanguageIdModel(nn.Module, abc.ABC):
     """What a family implements (the abstract members) and what it gets: input checks, strict
     weight loading and mlx-audio's `predict`."""
@@ -125,7 +135,7 @@ class LanguageIdModel(nn.Module, abc.ABC):
                     f"the model expects {tuple(value.shape)}"
                 )
         super().load_weights([(k, weights[k]) for k in expected], strict=True)
-        self.prepare_weights()
+        self._weights_changed()
         return self
 
     def set_dtype(self, dtype, predicate=None) -> None:
@@ -134,7 +144,22 @@ class LanguageIdModel(nn.Module, abc.ABC):
             super().set_dtype(dtype)
         else:
             super().set_dtype(dtype, predicate)
+        self._weights_changed()
+
+    def _weights_changed(self) -> None:
+        object.__setattr__(self, "_compiled_forward", None)  # a compiled graph keeps the arrays it traced
         self.prepare_weights()
+
+    def compiled_forward(self):
+        """`mx.compile(self.forward)`, made once per set of weights.
+
+        Compiled per input shape (MLX cannot compile these graphs shapeless: the fbank's pad
+        and the conv stack's slices fix their shapes); on a GPU each new shape traces again,
+        and its kernels come from the on-disk cache (kernel_cache.py) when seen before.
+        """
+        if getattr(self, "_compiled_forward", None) is None:
+            object.__setattr__(self, "_compiled_forward", mx.compile(self.forward))
+        return self._compiled_forward
 
     def prepare_weights(self) -> None:
         """Derive inference-only arrays from the parameters (e.g. folded norms); default none.
