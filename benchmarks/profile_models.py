@@ -38,18 +38,19 @@ def stage(rows, name, fn, repeats, count=1):
     return out
 
 
-def whole_forward(config, x, lengths, dtype, repeats):
-    """Build the model at `dtype` and time its whole forward, eager and compiled."""
+def whole_forward(config, x, lengths, dtype, repeats, eager_only=False):
+    """Build the model at `dtype` and time its whole forward, eager and (unless eager_only) compiled."""
     model = random_model(config, dtype)
-    compiled = mx.compile(model.forward)
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
-    stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
+    if not eager_only:
+        compiled = mx.compile(model.forward)
+        stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
     return model, rows
 
 
-def profile_mms(x, lengths, dtype, repeats):
-    model, rows = whole_forward(sizes.mms_lid(256), x, lengths, dtype, repeats)
+def profile_mms(x, lengths, dtype, repeats, eager_only=False):
+    model, rows = whole_forward(sizes.mms_lid(256), x, lengths, dtype, repeats, eager_only)
     hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(DTYPES[dtype]), lengths), repeats)
     projection = model.wav2vec2.feature_projection
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
@@ -69,8 +70,8 @@ def profile_mms(x, lengths, dtype, repeats):
     return rows
 
 
-def profile_ecapa(x, lengths, dtype, repeats):
-    model, rows = whole_forward(sizes.voxlingua107_ecapa(), x, lengths, dtype, repeats)
+def profile_ecapa(x, lengths, dtype, repeats, eager_only=False):
+    model, rows = whole_forward(sizes.voxlingua107_ecapa(), x, lengths, dtype, repeats, eager_only)
     feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(DTYPES[dtype]), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
@@ -95,12 +96,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--dtype", choices=list(DTYPES), default="float32")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eager-only", action="store_true", help="skip the compiled whole forward")
     args = parser.parse_args()
     samples = int(args.seconds * 16000)
     x = 0.1 * mx.random.normal((args.batch, samples))
     lengths = mx.full((args.batch,), samples, dtype=mx.int32)
     profile = profile_mms if args.model == "mms" else profile_ecapa
-    rows = profile(x, lengths, args.dtype, args.repeats)
+    rows = profile(x, lengths, args.dtype, args.repeats, args.eager_only)
     print(f"{args.model}: {args.batch} x {args.seconds:g} s, {args.dtype}\nMachine: {machine_description()}\n")
     print(markdown_table(["stage", "ms per call", "ms in forward", "peak GB"], rows))
 
