@@ -20,6 +20,7 @@ from mlx_audio_lid.loading import DTYPES  # noqa: E402
 from mlx_audio_lid.masking import length_mask, masked_mean  # noqa: E402
 from mlx_audio_lid.models.ecapa_lid import model as ecapa_lid  # noqa: E402
 from mlx_audio_lid.models.ecapa_lid.fbank import fbank_frame_lengths  # noqa: E402
+from mlx_audio_lid.models.wav2vec_cls.positional import positional_conv_as_matmul  # noqa: E402
 from references import sizes  # noqa: E402
 
 from .common import machine_description, markdown_table, random_model  # noqa: E402
@@ -56,7 +57,8 @@ def profile_mms(x, lengths, dtype, repeats, eager_only=False):
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
     mask = length_mask(model.frame_lengths(lengths), hidden.shape[1])
     conv = model.wav2vec2.encoder.pos_conv_embed.conv
-    stage(rows, "positional conv", lambda: nn.gelu(conv(hidden)), repeats)
+    stage(rows, "positional conv (MLX grouped conv)", lambda: nn.gelu(conv(hidden)), repeats)
+    stage(rows, "positional conv (batched matmul, the model's)", lambda: nn.gelu(positional_conv_as_matmul(conv, hidden)), repeats)
     layer = model.wav2vec2.encoder.layers[0]
     count = len(model.wav2vec2.encoder.layers)
     attention_mask = mx.where(mask, 0.0, -mx.inf).astype(DTYPES[dtype])[:, None, None, :]  # as the model builds it

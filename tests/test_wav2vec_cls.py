@@ -121,3 +121,17 @@ def test_fused_qkv_is_used_saved_as_three_keys_and_dropped_when_stale(tmp_path, 
         layer.attention.q_proj.weight = layer.attention.q_proj.weight + 0.0  # new array: the stack is stale
     assert encoder._fused(attention) is None
     assert np.abs(logits_alone(model, clips) - fused).max() <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.parametrize("kernel", [16, 7])
+def test_positional_conv_as_matmul_equals_the_grouped_conv_in_pieces_too(monkeypatch, kernel):
+    import mlx.nn as nn
+
+    from mlx_audio_lid.models.wav2vec_cls import positional
+
+    conv = nn.Conv1d(32, 32, kernel, padding=kernel // 2, groups=4)
+    x = mx.random.normal((3, 21, 32), key=mx.random.key(0))
+    expected = np.array(conv(x)[:, :21])
+    assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5
+    monkeypatch.setattr(positional, "TAPS_BUDGET", 21 * kernel * 32)  # one clip per piece
+    assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5

@@ -16,6 +16,7 @@ from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 from ...masking import conv_output_lengths, length_mask, masked_mean
 from ..base import LanguageIdModel
 from .encoder import encoder_layer, fuse_qkv
+from .positional import positional_conv_as_matmul
 from .source import MODEL_TYPE
 
 NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
@@ -112,7 +113,7 @@ class Model(LanguageIdModel):
     def _encode(self, hidden: mx.array, frame_mask: mx.array, padded: bool) -> mx.array:
         encoder = self.wav2vec2.encoder
         hidden = hidden * frame_mask[:, :, None]  # padded frames must not leak into the pos conv
-        position = encoder.pos_conv_embed.conv(hidden)[:, : hidden.shape[1]]  # drop the even-kernel extra frame
+        position = positional_conv_as_matmul(encoder.pos_conv_embed.conv, hidden)  # see positional.py
         hidden = hidden + nn.gelu(position)
         if not self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
