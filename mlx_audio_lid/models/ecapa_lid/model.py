@@ -112,22 +112,24 @@ def unfolded_conv(x: mx.array, weight: mx.array, dilation: int) -> mx.array:
 @partial(mx.compile, shapeless=True)
 def _bias_relu_affine(y: mx.array, bias: mx.array, scale: mx.array, shift: mx.array) -> mx.array:
     # One fused kernel on a GPU for what is otherwise bias add, ReLU and five BatchNorm ops.
-    return mx.maximum(y + bias, 0) * scale + shift
+    # scale and shift stay float32 (in bfloat16, b - mean * scale loses the digits the
+    # unfolded BatchNorm keeps: a tiny model's top-1 moved); one rounding to y's dtype at the end.
+    return (mx.maximum(y + bias, 0) * scale + shift).astype(y.dtype)
 
 
 def fold_batch_norm(block: TDNNBlock) -> None:
     """Store the eval-mode BatchNorm of a TDNN block as a per-channel scale and shift.
 
     BatchNorm follows the ReLU, so it cannot go into the conv's weights; as `scale * x + shift`
-    (computed once in float32) it joins the bias and the ReLU in one elementwise pass. The
+    (computed once, kept in float32) it joins the bias and the ReLU in one elementwise pass. The
     folded pair is kept beside the parameters it came from, not among them, so saved folders
     and strict loading are unchanged, and it is used only while those parameters are current.
     """
     norm = block.norm
     scale = norm.weight.astype(mx.float32) * mx.rsqrt(norm.running_var.astype(mx.float32) + norm.eps)
     shift = norm.bias.astype(mx.float32) - norm.running_mean.astype(mx.float32) * scale
-    dtype = norm.weight.dtype
-    object.__setattr__(block, "_folded", (_norm_sources(block), scale.astype(dtype), shift.astype(dtype)))
+    mx.eval(scale, shift)
+    object.__setattr__(block, "_folded", (_norm_sources(block), scale, shift))
 
 
 def _norm_sources(block: TDNNBlock) -> tuple:
