@@ -20,7 +20,7 @@ from typing import IO, Iterator, List, Optional
 from . import registry, vad
 from .vad.energy import THRESHOLD_DB
 
-DEFAULT_MODEL = "mlx-community/mms-lid-256"  # MMS-LID-256 converted to an MLX folder
+DEFAULT_MODEL = "speechbrain/lang-id-voxlingua107-ecapa"  # Apache-2.0, 107 languages, ~85 MB
 FORMATS = ("text", "json", "jsonl", "csv")
 CSV_COLUMNS = ("path", "kind", "start", "end", "language", "code", "name", "probability", "top", "error")
 

@@ -217,3 +217,17 @@ def test_loading_errors_are_clear(tmp_path):
 def test_unknown_dtype_is_refused(case):
     with pytest.raises(ValueError, match="dtype 'float8'"):
         lid.load(case.converted, dtype="float8")
+
+
+@pytest.mark.parametrize("max_whole", [None, 0], ids=["whole", "windows"])
+def test_kept_candidates_keep_their_full_table_ratios(case, max_whole):
+    """Candidates are renormalised over one distribution, whole pass or windows' mean alike."""
+    clip = speechlike_clips([int(1.2 * case.family.window * 16000)], seed=6)[0]
+    full = lid.identify(case.model, clip, max_whole=max_whole)
+    ranked = [label for label, _ in full.top(len(case.model.labels))]
+    kept = lid.identify(case.model, clip, max_whole=max_whole, languages=[ranked[1], ranked[2], ranked[4]])
+    assert len(kept.probs) >= 3 and sum(kept.probs.values()) == pytest.approx(1.0, abs=1e-9)
+    first, *others = kept.probs
+    for label in others:
+        ratio = kept.probs[label] / kept.probs[first]
+        assert ratio == pytest.approx(full.probs[label] / full.probs[first], rel=1e-5), label

@@ -127,3 +127,44 @@ def test_folded_batch_norms_give_the_unfolded_answer_and_stay_out_of_the_weights
     assert np.abs(folded - unfolded).max() <= EMBEDDING_TOLERANCE
     model.prepare_weights()
     assert all(ecapa._folded(b) is not None for b in blocks)
+
+
+def speechbrain_probabilities(model, model_name, name):
+    """softmax of what SpeechBrain's classify_batch returned for the clip alone (30 x cos for CommonLanguage)."""
+    out = ref.recorded(model_name, name, "logits").astype(np.float64)
+    out = out * model.config.cosine_scale if model.config.classifier == "cosine" else out
+    return out - out.max() - np.log(np.exp(out - out.max()).sum())
+
+
+def test_identify_gives_speechbrains_answer_for_each_clip(loaded):
+    """identify's defaults run these 1-5.5 s clips whole (ECAPA: up to 60 s), as classify_batch does."""
+    model_name, model = loaded
+    for name in ref.clip_names():
+        expected = speechbrain_probabilities(model, model_name, name)
+        prediction = lid.identify(model, ref.clip(name))
+        got = np.array([prediction.probs[label] for label in model.labels])
+        assert np.abs(got - np.exp(expected)).max() <= PROBABILITY_TOLERANCE, name
+        shown = expected > -200  # below, float64 probabilities underflow
+        scale = model.config.cosine_scale if model.config.classifier == "cosine" else 1.0
+        bound = scale * COSINE_TOLERANCE if model.config.classifier == "cosine" else LOGPROB_TOLERANCE
+        assert np.abs(np.log(got[shown]) - expected[shown]).max() <= bound, name
+        assert prediction.language == model.labels[int(expected.argmax())], name
+    # Guards the test: 3 s windows (the old default) give another answer on the longest clip.
+    windowed = lid.identify(model, ref.clip("es"), max_whole=0)
+    expected = np.exp(speechbrain_probabilities(model, model_name, "es"))
+    assert np.abs(np.array([windowed.probs[label] for label in model.labels]) - expected).max() > 100 * PROBABILITY_TOLERANCE
+
+
+@pytest.mark.parametrize("seconds", [12.0, 30.0, 60.0])
+def test_identify_runs_up_to_60_s_whole(loaded, seconds):
+    """Past the fixtures' lengths: identify equals the network's one pass over the whole clip
+    (which benchmarks/parity_ecapa.py compares with SpeechBrain at full size on 1-60 s clips)."""
+    _, model = loaded
+    recording = np.tile(np.concatenate([ref.clip(name) for name in ref.clip_names()]), 4)[: int(seconds * 16000)]
+    logits = np.array(model(mx.array(recording)[None]), np.float64)[0]
+    whole = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    prediction = lid.identify(model, recording)
+    assert np.abs(np.array([prediction.probs[label] for label in model.labels]) - whole).max() <= 1e-6
+    if seconds == 60.0:  # half a second past max_whole: windows, another answer
+        longer = lid.identify(model, np.concatenate([recording, recording[:8000]]))
+        assert max(abs(longer.probs[label] - prediction.probs[label]) for label in model.labels) > 1e-3

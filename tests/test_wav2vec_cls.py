@@ -6,9 +6,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from transformers import Wav2Vec2ForSequenceClassification
+
 import mlx_audio_lid as lid
 from mlx_audio_lid.identification import pad_batch
 
+import conversion_sources
 from references import mms as ref
 from references.signals import speechlike_clips
 
@@ -135,3 +138,36 @@ def test_positional_conv_as_matmul_equals_the_grouped_conv_in_pieces_too(monkeyp
     assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5
     monkeypatch.setattr(positional, "TAPS_BUDGET", 21 * kernel * 32)  # one clip per piece
     assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def downsampling_320x(tmp_path_factory):
+    """A tiny checkpoint with the real conv stack's 320x downsampling (30 s = 1500 frames), and
+    transformers' model read back from its published folder."""
+    folder = conversion_sources.tiny_mms(tmp_path_factory.mktemp("mms320") / "published")
+    return Wav2Vec2ForSequenceClassification.from_pretrained(folder).eval(), lid.load(folder)
+
+
+def transformers_log_probabilities(reference, clip):
+    logits = ref.reference_logits(reference, [clip])[0].astype(np.float64)
+    return logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+
+
+@pytest.mark.parametrize("seconds, max_whole", [(1, None), (5, None), (12, None), (30, None), (45, 60)])
+def test_identify_gives_transformers_answer_for_the_whole_clip(downsampling_320x, seconds, max_whole):
+    """identify's defaults run clips up to 30 s whole (transformers' audio-classification pipeline
+    runs any length whole; max_whole=60 takes a 45 s clip whole too)."""
+    reference, model = downsampling_320x
+    clip = speechlike_clips([seconds * 16000], seed=seconds)[0]
+    expected = transformers_log_probabilities(reference, clip)
+    prediction = lid.identify(model, clip, max_whole=max_whole)
+    got = np.log([prediction.probs[label] for label in model.labels])
+    assert np.abs(got - expected).max() <= FLOAT32_TOLERANCE
+
+
+def test_past_max_whole_the_answer_comes_from_windows(downsampling_320x):
+    reference, model = downsampling_320x
+    clip = speechlike_clips([45 * 16000], seed=45)[0]
+    windowed = lid.identify(model, clip)  # 45 s > 30 s: 10 s windows every 5 s
+    got = np.log([windowed.probs[label] for label in model.labels])
+    assert np.abs(got - transformers_log_probabilities(reference, clip)).max() > 100 * FLOAT32_TOLERANCE
