@@ -38,7 +38,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...: run it, its stdout into the tabl
 {
   echo "# mlx-audio-lid speed round (issue 13): GPU suite"
   echo
-  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit ${GPU_SUITE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/GPU: /'
 } > "$MD"
 : > "$LOG"
@@ -64,7 +64,7 @@ step "MMS-LID float16 vs PyTorch float16 (eager)" 150 \
 # Rows 4-6: ECAPA float16 64 x 10 s and the 10-minute identify, float16 and float32.
 step "ECAPA float16 and float32 vs SpeechBrain (eager)" 120 \
   $PY -m benchmarks.bench_ecapa --torch-device cuda --dtypes float16,float32 --cases "10 s x 1,30 s x 1,10 s x 64" \
-  --eager-only --repeats 10 --long-minutes 10 "${ECAPA_REFERENCE[@]}" --json "$JSON_DIR/bench_ecapa.json"
+  --eager-only --repeats 10 --long-minutes 10 ${ECAPA_REFERENCE[@]+"${ECAPA_REFERENCE[@]}"} --json "$JSON_DIR/bench_ecapa.json"
 # Row 8: one hour through identify(segments=True), float16, eager (the default path).
 step "One hour, identify(segments=True), float16, eager" 90 \
   $PY -m benchmarks.long_recording --ecapa-minutes 60 --mms-minutes 60 --dtype float16
