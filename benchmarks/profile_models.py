@@ -78,10 +78,11 @@ def profile_ecapa(x, lengths, dtype, repeats, eager_only=False):
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
     padding = ecapa_lid.ReflectPadding(frames, feats.shape[1])
+    average = ecapa_lid.frame_average(mask, feats.dtype)
     blocks = model.embedding_model.blocks
     out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, padding), repeats)
     for i, block in enumerate(blocks[1:], start=1):
-        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, padding, mask), repeats)
+        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, padding, average), repeats)
     sub = blocks[1].res2net_block.blocks[0]
     piece = out[..., : out.shape[-1] // 8]
     stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, padding), repeats, 21)
