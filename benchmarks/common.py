@@ -9,6 +9,7 @@ import abc
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 
 def cpu_name() -> str:
@@ -190,7 +191,6 @@ def case_rows(runs: dict, case: str, reference_name: str, clips: int, sync, refe
 def benchmark_arguments(description: str):
     """The command line both benchmark scripts share."""
     import argparse
-    from pathlib import Path
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
@@ -221,6 +221,17 @@ def random_model(config: dict, dtype: str = "float32"):
     mx.eval(model.parameters())
     model.eval()
     return model
+
+
+def save_random_model(config: dict, folder: Path) -> Path:
+    """`random_model(config)` as an MLX folder that `load` (and so a server or a Ray worker) reads."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    random_model(config).save_weights(str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
 
 
 class Reference(abc.ABC):

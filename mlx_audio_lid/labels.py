@@ -100,7 +100,9 @@ def candidate_indices(model, languages: Union[None, str, Iterable[str]]) -> Opti
     """
     if languages is None:
         return None
-    terms = [t for t in languages.split(",")] if isinstance(languages, str) else list(languages)
+    terms = languages.split(",") if isinstance(languages, str) else list(languages) if isinstance(languages, Iterable) else None
+    if terms is None or not all(isinstance(t, str) for t in terms):
+        raise ValueError(f"languages must be a string such as 'en,ru' or a list of strings, got {languages!r}")
     terms = [t.strip() for t in terms if t.strip()]
     if not terms:
         raise ValueError("languages is empty: name at least one candidate language, or leave it out")

@@ -31,6 +31,7 @@ class LanguagePrediction:
     duration: float = 0.0  # seconds of audio
     speech: float = 0.0  # seconds the VAD counted as speech
     segments: Optional[List[Segment]] = None  # the timeline, when asked for (segments=True)
+    warnings: List[str] = field(default_factory=list)  # e.g. the part of a damaged file that was skipped
     languages: Dict[str, LanguageInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def top(self, k: Optional[int] = None) -> List[Tuple[str, float]]:
@@ -45,6 +46,8 @@ class LanguagePrediction:
                   "top": [_entry(describe(label, self.languages), p) for label, p in self.top(k)]}
         if self.segments is not None:
             record["segments"] = [vars(segment).copy() for segment in self.segments]
+        if self.warnings:
+            record["warnings"] = list(self.warnings)
         return record
 
 

@@ -12,6 +12,8 @@ each segment to its speech. Candidate languages are renormalised over that one d
 so the ratio of two kept languages is their ratio in the full table.
 """
 
+import math
+import numbers
 from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -29,9 +31,10 @@ WHOLE = "whole"  # the key of a recording's whole pass among its window indices
 def window_sizes(family, window: Optional[float] = None, hop: Optional[float] = None) -> Tuple[int, int]:
     """(window, hop) in samples, from seconds or the family's defaults (the hop scales with the window)."""
     window = family.window if window is None else window
+    given = (window, 1.0 if hop is None else hop)
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < math.inf for v in given):
+        raise ValueError(f"window ({window!r}) and hop ({hop!r}) must be positive, finite numbers of seconds")
     hop = (family.hop * window / family.window) if hop is None else hop
-    if not window > 0 or not hop > 0:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be positive numbers of seconds")
     if hop > window:
         raise ValueError(f"hop ({hop} s) must not exceed the window ({window} s): audio between windows would be skipped")
     return max(1, round(window * SAMPLE_RATE)), max(1, round(hop * SAMPLE_RATE))
@@ -40,7 +43,10 @@ def window_sizes(family, window: Optional[float] = None, hop: Optional[float] = 
 class Windower:
     """Cuts a stream of blocks into windows and keeps the VAD's speech flag per frame.
 
-    Holds at most one window plus one block of samples, whatever the recording's length.
+    A window is handed out once the VAD has flagged every frame it touches: a VAD whose rules
+    look ahead (Silero's: ~0.3 s) reports a block's last frames with a later block, and the
+    window's speech must be counted whole. Holds at most one window plus one block of samples
+    and that look-ahead, whatever the recording's length.
     """
 
     def __init__(self, window: int, hop: int, vad: VoiceActivity):
@@ -48,6 +54,7 @@ class Windower:
         self.total = 0  # samples seen
         self._vad = vad.stream()
         self._flags: List[np.ndarray] = []
+        self._flagged = 0  # frames flagged so far
 
     @property
     def sound(self) -> np.ndarray:
@@ -56,19 +63,26 @@ class Windower:
             self._flags = [np.concatenate(self._flags) if self._flags else np.zeros(0, bool)]
         return self._flags[0]
 
+    def _add_flags(self, flags: np.ndarray) -> None:
+        self._flags.append(flags)
+        self._flagged += len(flags)
+
     def windows(self, blocks: Iterable[np.ndarray]) -> Iterator[Tuple[int, np.ndarray]]:
         """(start sample, samples) of each window, in order."""
         buffer, offset, start, last_end = np.zeros(0, np.float32), 0, 0, 0
-        for block in blocks:
-            self._flags.append(self._vad.push(block))
-            buffer = np.concatenate([buffer, block]) if len(buffer) else block
-            self.total += len(block)
-            while self.total >= start + self.window:
-                yield start, buffer[start - offset : start - offset + self.window]
-                last_end, start = start + self.window, start + self.hop
+        for block in chain(blocks, [None]):  # None: the end, where the VAD reports its last flags
+            if block is None:
+                self._add_flags(self._vad.finish())
+            else:
+                self._add_flags(self._vad.push(block))
+                buffer = np.concatenate([buffer, block]) if len(buffer) else block
+                self.total += len(block)
+            end = start + self.window
+            while self.total >= end and self._flagged >= -(-end // self.frame):
+                yield start, buffer[start - offset : end - offset]
+                last_end, start, end = end, start + self.hop, end + self.hop
                 keep = start - self.hop  # the tail window may reach back to the last start
                 buffer, offset = buffer[keep - offset :], keep
-        self._flags.append(self._vad.finish())
         if self.total and last_end < self.total:
             tail = max(0, self.total - self.window)
             yield tail, buffer[tail - offset :]

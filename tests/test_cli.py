@@ -172,6 +172,7 @@ def test_convert_then_an_mlx_folder_through_python_m_answers_like_the_source_fol
 @pytest.mark.parametrize("argv, status", [
     (["--help"], 0), (["identify", "--help"], 0), (["identify"], 2),
     (["identify", "a.wav", "--top-k", "many"], 2), (["identify", "a.wav", "--format", "xml"], 2),
+    (["serve", "--help"], 0), (["serve", "--port", "x"], 2), (["corpus", "--help"], 0), (["corpus", "a.wav"], 2),
 ])
 def test_help_and_argument_errors_come_before_any_model_code(argv, status):
     """Nothing of MLX, mlx-audio, torch or transformers is imported to answer these (README "Start-up")."""

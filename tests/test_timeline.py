@@ -27,6 +27,7 @@ class ToneModel(LanguageIdModel):
 
     labels = ["eng", "deu", "rus"]
     min_samples = 400
+    max_samples = 10**9  # no single-pass limit for a tone detector
 
     def __init__(self, model_type: str = "ecapa_lid"):
         super().__init__()

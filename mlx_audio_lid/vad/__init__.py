@@ -1,4 +1,4 @@
-"""Voice activity detectors, by name: `identify(..., vad="energy" | None | a VoiceActivity)`."""
+"""Voice activity detectors, by name: `identify(..., vad="energy" | "silero" | None | a VoiceActivity)`."""
 
 import importlib
 from typing import Optional, Union
@@ -6,7 +6,7 @@ from typing import Optional, Union
 from .base import NoVoiceActivity, VADStream, VoiceActivity
 
 # name -> "module:class"; a VAD added later is one line here.
-NAMES = {"energy": "mlx_audio_lid.vad.energy:EnergyVAD"}
+NAMES = {"energy": "mlx_audio_lid.vad.energy:EnergyVAD", "silero": "mlx_audio_lid.vad.silero:SileroVAD"}
 
 
 def resolve(vad: Union[None, bool, str, VoiceActivity], threshold_db: Optional[float] = None) -> VoiceActivity:

@@ -14,11 +14,15 @@ class VADStream(abc.ABC):
 
     @abc.abstractmethod
     def push(self, samples: np.ndarray) -> np.ndarray:
-        """float32 16 kHz samples -> bool speech flag per frame completed so far (keeps the remainder)."""
+        """float32 16 kHz samples -> bool speech flag per frame completed so far (keeps the remainder).
+
+        A VAD whose rules look ahead (Silero's) returns flags only as far as they are final and
+        the rest with later pushes; push and finish together flag every frame once, in order.
+        """
 
     @abc.abstractmethod
     def finish(self) -> np.ndarray:
-        """Flags for the trailing partial frame (none if there is none)."""
+        """Flags for the trailing partial frame (none if there is none), and any still held back."""
 
 
 class VoiceActivity(abc.ABC):

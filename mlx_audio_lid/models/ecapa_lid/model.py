@@ -17,13 +17,18 @@ import mlx.nn as nn
 from mlx_audio.codec.models.ecapa_tdnn.ecapa_tdnn import AttentiveStatisticsPooling, SERes2NetBlock, TDNNBlock
 
 from ...masking import length_mask, masked_mean
-from ..base import LanguageIdModel
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
 from .fbank import fbank_frame_lengths, speechbrain_fbank
 from .source import MODEL_TYPE
 
 CLASSIFIERS = ("xvector", "cosine")  # Xvector.Classifier (log-softmax), ECAPA_TDNN.Classifier (cosine)
 STD_FLOOR = 1e-12  # SpeechBrain's AttentiveStatisticsPooling eps, a clamp on the variance
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU default
+# Size limits, 8-16x VoxLingua107's ECAPA (channels 1024-3072, 60 mels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "n_mels": 1024, "channels": 32768, "kernel_sizes": 1024, "dilations": 1024, "attention_channels": 16384,
+    "lin_neurons": 16384, "res2net_scale": 64, "se_channels": 16384, "classifier_lin_neurons": 16384,
+}
 
 
 @dataclass
@@ -52,6 +57,7 @@ class ModelConfig:
         missing = [k for k in required if k not in params]
         if missing:
             raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
         config = cls(**{k: v for k, v in params.items() if k in names})
         if config.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier {config.classifier!r} is not one of {CLASSIFIERS}")
@@ -313,6 +319,14 @@ class Model(LanguageIdModel):
         # Reflect padding needs more frames than it pads (as torch's F.pad does).
         widest = max((k - 1) * d // 2 for k, d in zip(self.config.kernel_sizes, self.config.dilations))
         return widest * 160 if widest else 1
+
+    max_samples_reason = "its activations grow with the length"
+
+    @property
+    def max_samples(self) -> int:
+        # The widest activation, frames x max(channels) float32 (the MFA output; 3072 wide in
+        # VoxLingua107's ECAPA: 29 minutes), held within SINGLE_PASS_BYTES; 160 samples a frame.
+        return SINGLE_PASS_BYTES // (4 * max(self.config.channels)) * 160
 
     def features(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
         """Fbank followed by SpeechBrain's sentence mean normalisation (over valid frames)."""

@@ -5,6 +5,7 @@ batches: per-clip normalisation, conv-stack frame lengths, masked attention and 
 mean, so a padded batch gives each clip what it gets alone.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -14,17 +15,26 @@ from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
 from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
 from ...masking import conv_output_lengths, length_mask, masked_mean
-from ..base import LanguageIdModel
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
 from .encoder import encoder_layer, fuse_qkv
 from .positional import positional_conv_as_matmul
 from .source import MODEL_TYPE
 
 NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 # Keys a config must state: defaults for these would silently build the wrong network.
+# (do_stable_layer_norm, for one, moves the layer norms without renaming a weight.)
 REQUIRED_KEYS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size",
+    "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size", "do_stable_layer_norm",
+    "feat_extract_norm", "conv_bias", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "layer_norm_eps",
 )
+# Size limits, 8-16x MMS-LID's largest (48 layers of 1280, 4017 labels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "num_hidden_layers": 512, "num_attention_heads": 256, "hidden_size": 16384, "intermediate_size": 65536,
+    "classifier_proj_size": 16384, "conv_dim": 16384, "conv_kernel": 1024, "conv_stride": 1024,
+    "num_conv_pos_embeddings": 4096, "num_conv_pos_embedding_groups": 4096, "num_labels": 100000,
+    "adapter_attn_dim": 16384,
+}
 
 
 @dataclass
@@ -42,6 +52,14 @@ class ModelConfig(Wav2Vec2Config):
         missing = [k for k in REQUIRED_KEYS if k not in params]
         if missing:
             raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        if not len(params["conv_dim"]) == len(params["conv_kernel"]) == len(params["conv_stride"]):
+            raise ValueError(f"{MODEL_TYPE} config: conv_dim, conv_kernel and conv_stride must have one entry per conv layer")
+        for key in ("do_stable_layer_norm", "conv_bias"):
+            if not isinstance(params[key], bool):
+                raise ValueError(f"{MODEL_TYPE} config: {key} must be true or false, got {params[key]!r}")
+        if params["feat_extract_norm"] not in ("layer", "group"):
+            raise ValueError(f"{MODEL_TYPE} config: feat_extract_norm must be 'layer' or 'group', got {params['feat_extract_norm']!r}")
         if params.get("use_weighted_layer_sum"):
             raise ValueError("use_weighted_layer_sum=true is not supported (MMS-LID does not use it)")
         for key in ("hidden_act", "feat_extract_activation"):
@@ -86,6 +104,15 @@ class Model(LanguageIdModel):
         for kernel, stride in reversed(list(zip(self.config.conv_kernel, self.config.conv_stride))):
             samples = (samples - 1) * stride + kernel
         return samples
+
+    max_samples_reason = "attention scores grow with the square of the length"
+
+    @property
+    def max_samples(self) -> int:
+        # One layer's float32 scores, heads x frames x frames, held within SINGLE_PASS_BYTES
+        # (MLX's CPU attention materialises them): 5792 frames, 116 s, for MMS-LID's 16 heads.
+        frames = math.isqrt(SINGLE_PASS_BYTES // (4 * self.config.num_attention_heads))
+        return frames * math.prod(self.config.conv_stride)
 
     # -- forward -------------------------------------------------------------------------
     def _conv_features(self, x: mx.array, lengths: mx.array) -> mx.array:
