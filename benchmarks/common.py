@@ -199,6 +199,8 @@ def benchmark_arguments(description: str):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="time this package only")
     parser.add_argument("--cases", help="comma-separated subset of the case names")
+    parser.add_argument("--eager-only", action="store_true",
+                        help="skip the compiled rows (a cold CUDA kernel cache compiles for minutes per shape)")
     parser.add_argument("--long-minutes", type=float, default=0,
                         help="also time a recording this long through identify(segments=True)")
     parser.add_argument("--json", type=Path)
@@ -284,10 +286,9 @@ def run_speed_benchmark(args, ours, cases: dict, clips_for, reference=None, *, h
             waveforms, lengths = pad_batch(clips)
             padded = len(set(seconds)) > 1
             mx.eval(waveforms, lengths)
-            runs = {
-                f"MLX eager {dtype_name}": lambda: mx.eval(ours(waveforms, lengths)),
-                f"MLX compiled {dtype_name}": lambda: mx.eval(compiled(waveforms, lengths, padded)),
-            }
+            runs = {f"MLX eager {dtype_name}": lambda: mx.eval(ours(waveforms, lengths))}
+            if not args.eager_only:
+                runs[f"MLX compiled {dtype_name}"] = lambda: mx.eval(compiled(waveforms, lengths, padded))
             if reference:
                 runs[f"{name} {dtype_name}"] = reference.run_for(clips, waveforms, lengths, dtype_name)
             delta = delta_to_first_dtype(np.array(ours(waveforms, lengths).astype(mx.float32)), case, first_outputs)

@@ -20,6 +20,7 @@ from mlx_audio_lid.loading import DTYPES  # noqa: E402
 from mlx_audio_lid.masking import length_mask, masked_mean  # noqa: E402
 from mlx_audio_lid.models.ecapa_lid import model as ecapa_lid  # noqa: E402
 from mlx_audio_lid.models.ecapa_lid.fbank import fbank_frame_lengths  # noqa: E402
+from mlx_audio_lid.models.wav2vec_cls.positional import positional_conv_as_matmul  # noqa: E402
 from references import sizes  # noqa: E402
 
 from .common import machine_description, markdown_table, random_model  # noqa: E402
@@ -38,24 +39,26 @@ def stage(rows, name, fn, repeats, count=1):
     return out
 
 
-def whole_forward(config, x, lengths, dtype, repeats):
-    """Build the model at `dtype` and time its whole forward, eager and compiled."""
+def whole_forward(config, x, lengths, dtype, repeats, eager_only=False):
+    """Build the model at `dtype` and time its whole forward, eager and (unless eager_only) compiled."""
     model = random_model(config, dtype)
-    compiled = mx.compile(model.forward)
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
-    stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
+    if not eager_only:
+        compiled = mx.compile(model.forward)
+        stage(rows, "whole forward, compiled", lambda: compiled(x, lengths, False), repeats)
     return model, rows
 
 
-def profile_mms(x, lengths, dtype, repeats):
-    model, rows = whole_forward(sizes.mms_lid(256), x, lengths, dtype, repeats)
+def profile_mms(x, lengths, dtype, repeats, eager_only=False):
+    model, rows = whole_forward(sizes.mms_lid(256), x, lengths, dtype, repeats, eager_only)
     hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(DTYPES[dtype]), lengths), repeats)
     projection = model.wav2vec2.feature_projection
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
     mask = length_mask(model.frame_lengths(lengths), hidden.shape[1])
     conv = model.wav2vec2.encoder.pos_conv_embed.conv
-    stage(rows, "positional conv", lambda: nn.gelu(conv(hidden)), repeats)
+    stage(rows, "positional conv (MLX grouped conv)", lambda: nn.gelu(conv(hidden)), repeats)
+    stage(rows, "positional conv (batched matmul, the model's)", lambda: nn.gelu(positional_conv_as_matmul(conv, hidden)), repeats)
     layer = model.wav2vec2.encoder.layers[0]
     count = len(model.wav2vec2.encoder.layers)
     attention_mask = mx.where(mask, 0.0, -mx.inf).astype(DTYPES[dtype])[:, None, None, :]  # as the model builds it
@@ -69,20 +72,22 @@ def profile_mms(x, lengths, dtype, repeats):
     return rows
 
 
-def profile_ecapa(x, lengths, dtype, repeats):
-    model, rows = whole_forward(sizes.voxlingua107_ecapa(), x, lengths, dtype, repeats)
+def profile_ecapa(x, lengths, dtype, repeats, eager_only=False):
+    model, rows = whole_forward(sizes.voxlingua107_ecapa(), x, lengths, dtype, repeats, eager_only)
     feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(DTYPES[dtype]), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
+    padding = ecapa_lid.ReflectPadding(frames, feats.shape[1])
+    average = ecapa_lid.frame_average(mask, feats.dtype)
     blocks = model.embedding_model.blocks
-    out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, frames), repeats)
+    out = stage(rows, "block 0 (TDNN k=5)", lambda: ecapa_lid.tdnn(blocks[0], feats, padding), repeats)
     for i, block in enumerate(blocks[1:], start=1):
-        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, frames, mask), repeats)
+        out = stage(rows, f"block {i} (SE-Res2Net)", lambda b=block, o=out: ecapa_lid.se_res2net(b, o, padding, average), repeats)
     sub = blocks[1].res2net_block.blocks[0]
     piece = out[..., : out.shape[-1] // 8]
-    stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, frames), repeats, 21)
+    stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, padding), repeats, 21)
     aggregated = mx.concatenate([out] * 3, axis=-1)
-    out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, frames), repeats)
+    out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, padding), repeats)
     stage(rows, "attentive statistics", lambda: ecapa_lid.attentive_statistics(model.embedding_model.asp, out, mask), repeats)
     return rows
 
@@ -94,12 +99,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--dtype", choices=list(DTYPES), default="float32")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eager-only", action="store_true", help="skip the compiled whole forward")
     args = parser.parse_args()
     samples = int(args.seconds * 16000)
     x = 0.1 * mx.random.normal((args.batch, samples))
     lengths = mx.full((args.batch,), samples, dtype=mx.int32)
     profile = profile_mms if args.model == "mms" else profile_ecapa
-    rows = profile(x, lengths, args.dtype, args.repeats)
+    rows = profile(x, lengths, args.dtype, args.repeats, args.eager_only)
     print(f"{args.model}: {args.batch} x {args.seconds:g} s, {args.dtype}\nMachine: {machine_description()}\n")
     print(markdown_table(["stage", "ms per call", "ms in forward", "peak GB"], rows))
 

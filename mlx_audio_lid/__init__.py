@@ -8,9 +8,10 @@ that the package (and the command line's --help) starts without importing MLX.
 
 import importlib
 
-from . import cpu_blas
+from . import cpu_blas, kernel_cache
 
 cpu_blas.install()  # must precede the first `import mlx.core` in the process
+kernel_cache.install()  # MLX reads it at its first CUDA kernel compile
 
 from .registry import register_with_mlx_audio  # noqa: E402
 

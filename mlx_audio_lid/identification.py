@@ -18,7 +18,7 @@ import numpy as np
 from . import registry, vad as voice_activity
 from .audio import SAMPLE_RATE, AudioSource, AudioStream, check_sample_rate, load_audio
 from .labels import candidate_indices, model_languages
-from .models.base import LanguageIdModel, check_finite_output, check_top_k
+from .models.base import LanguageIdModel, check_finite_output, check_top_k, compile_by_default
 from .prediction import LanguagePrediction
 from .timeline import Recording, window_sizes
 
@@ -139,6 +139,7 @@ def identify(
     vad: Union[None, bool, str, voice_activity.VoiceActivity] = "energy",
     vad_threshold_db: Optional[float] = None,
     allow_partial: bool = False,
+    compile: Optional[bool] = None,
 ) -> Union[LanguagePrediction, List[LanguagePrediction]]:
     """Which language is spoken? One source -> a prediction; a list of sources -> a list.
 
@@ -161,6 +162,8 @@ def identify(
       from windows whatever the recording's length.
     - A file that decodes to less than its header declares is an error; `allow_partial=True`
       uses the part that decodes and says so in `.warnings`.
+    - `compile`: run the network through `mx.compile` (one trace per batch shape); None: the
+      per-device default, `models.base.COMPILE_BY_DEFAULT`.
     Clips of different lengths share padded batches, each getting the answer it gets alone.
     """
     single, sources = _sources(audio)
@@ -187,8 +190,10 @@ def identify(
             "choose a shorter window="
         )
 
+    forward = model.compiled_forward() if (compile_by_default() if compile is None else compile) else model.forward
+
     def log_probabilities(waveforms, lengths):
-        logits = model(waveforms, lengths).astype(mx.float32)
+        logits = forward(*model.prepare(waveforms, lengths)).astype(mx.float32)
         return logits - mx.logsumexp(logits, axis=-1, keepdims=True)  # every label: renormalised later
 
     recordings: List[Recording] = []

@@ -107,6 +107,28 @@ def test_a_padded_batch_gives_each_clip_speechbrains_answer_alone(loaded):
     assert np.abs(speechbrain_batch - speechbrain_alone).max() > 100 * BATCH_TOLERANCE
 
 
+def test_folded_batch_norms_give_the_unfolded_answer_and_stay_out_of_the_weights(loaded):
+    """prepare_weights folds each TDNN BatchNorm; the fold is used only while its sources are current."""
+    from mlx.utils import tree_flatten
+
+    from mlx_audio_lid.models.ecapa_lid import model as ecapa
+
+    _, model = loaded
+    block = model.embedding_model.blocks[1].res2net_block.blocks[0]
+    assert ecapa._folded(block) is not None
+    assert not any("folded" in key for key, _ in tree_flatten(model.parameters()))
+    waveforms, lengths = pad_batch([ref.clip(name) for name in ref.clip_names()[:3]])
+    folded = np.array(model.embed(waveforms, lengths))
+    blocks = [m for m in model.embedding_model.modules() if hasattr(m, "reflect_padding")]  # every TDNN block
+    for tdnn_block in blocks:
+        tdnn_block.norm.running_mean = tdnn_block.norm.running_mean + 0.0  # a new array: its fold is stale
+    assert all(ecapa._folded(b) is None for b in blocks)
+    unfolded = np.array(model.embed(waveforms, lengths))
+    assert np.abs(folded - unfolded).max() <= EMBEDDING_TOLERANCE
+    model.prepare_weights()
+    assert all(ecapa._folded(b) is not None for b in blocks)
+
+
 def speechbrain_probabilities(model, model_name, name):
     """softmax of what SpeechBrain's classify_batch returned for the clip alone (30 x cos for CommonLanguage)."""
     out = ref.recorded(model_name, name, "logits").astype(np.float64)

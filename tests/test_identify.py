@@ -82,3 +82,13 @@ def test_embed_gives_one_vector_per_clip_batched_as_alone():
     one = lid.embed(model, clips[0])
     assert one.shape == (model.config.lin_neurons,)
     assert np.abs(vectors[0] - one).max() <= 1e-5
+
+
+def test_compiled_identify_gives_the_eager_answer(model_and_reference):
+    model, _ = model_and_reference
+    clips = speechlike_clips([8000, 12000])
+    eager = lid.identify(model, clips, compile=False)
+    compiled = lid.identify(model, clips, compile=True)
+    for a, b in zip(eager, compiled):
+        assert a.language == b.language
+        assert max(abs(a.probs[k] - b.probs[k]) for k in a.probs) <= 1e-5

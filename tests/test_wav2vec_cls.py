@@ -106,6 +106,40 @@ def test_unsupported_architecture_lists_supported(tmp_path):
 
 
 
+def test_fused_qkv_is_used_saved_as_three_keys_and_dropped_when_stale(tmp_path, clips):
+    """prepare_weights stacks q/k/v; the three layers are views of it, so the folder is unchanged."""
+    from mlx.utils import tree_flatten
+
+    from mlx_audio_lid.models.wav2vec_cls import encoder
+
+    reference, folder = published(tmp_path)
+    model = lid.load(folder)
+    attention = model.wav2vec2.encoder.layers[0].attention
+    assert encoder._fused(attention) is not None
+    keys = {k for k, _ in tree_flatten(model.parameters())}
+    assert {f"wav2vec2.encoder.layers.0.attention.{p}_proj.weight" for p in "qkv"} <= keys
+    assert not any("fused" in k for k in keys)
+    fused = logits_alone(model, clips)
+    for layer in model.wav2vec2.encoder.layers:
+        layer.attention.q_proj.weight = layer.attention.q_proj.weight + 0.0  # new array: the stack is stale
+    assert encoder._fused(attention) is None
+    assert np.abs(logits_alone(model, clips) - fused).max() <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.parametrize("kernel", [16, 7])
+def test_positional_conv_as_matmul_equals_the_grouped_conv_in_pieces_too(monkeypatch, kernel):
+    import mlx.nn as nn
+
+    from mlx_audio_lid.models.wav2vec_cls import positional
+
+    conv = nn.Conv1d(32, 32, kernel, padding=kernel // 2, groups=4)
+    x = mx.random.normal((3, 21, 32), key=mx.random.key(0))
+    expected = np.array(conv(x)[:, :21])
+    assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5
+    monkeypatch.setattr(positional, "TAPS_BUDGET", 21 * kernel * 32)  # one clip per piece
+    assert np.abs(np.array(positional.positional_conv_as_matmul(conv, x)) - expected).max() <= 1e-5
+
+
 @pytest.fixture(scope="module")
 def downsampling_320x(tmp_path_factory):
     """A tiny checkpoint with the real conv stack's 320x downsampling (30 s = 1500 frames), and

@@ -28,6 +28,16 @@ def _shorten(keys: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+# Whether identify() compiles the forward pass when its `compile` is None, per device type:
+# off on the CPU, where compiled was slower than eager (README "Speed"); on a GPU off until
+# benchmarks/gpu_suite.sh shows a warm-cache first call within seconds. Flip here.
+COMPILE_BY_DEFAULT = {"cpu": False, "gpu": False}
+
+
+def compile_by_default() -> bool:
+    return COMPILE_BY_DEFAULT["gpu" if mx.default_device() == mx.gpu else "cpu"]
+
+
 class LanguageIdModel(nn.Module, abc.ABC):
     """What a family implements (the abstract members) and what it gets: input checks, strict
     weight loading and mlx-audio's `predict`."""
@@ -149,7 +159,40 @@ class LanguageIdModel(nn.Module, abc.ABC):
                     f"the model expects {tuple(value.shape)}"
                 )
         check_weight_dtypes(expected, weights)
-        return super().load_weights([(k, weights[k]) for k in expected], strict=True)
+        super().load_weights([(k, weights[k]) for k in expected], strict=True)
+        self._weights_changed()
+        return self
+
+    def set_dtype(self, dtype, predicate=None) -> None:
+        """nn.Module.set_dtype, then prepare_weights again on the cast parameters."""
+        if predicate is None:
+            super().set_dtype(dtype)
+        else:
+            super().set_dtype(dtype, predicate)
+        self._weights_changed()
+
+    def _weights_changed(self) -> None:
+        object.__setattr__(self, "_compiled_forward", None)  # a compiled graph keeps the arrays it traced
+        self.prepare_weights()
+
+    def compiled_forward(self):
+        """`mx.compile(self.forward)`, made once per set of weights.
+
+        Compiled per input shape (MLX cannot compile these graphs shapeless: the fbank's pad
+        and the conv stack's slices fix their shapes); on a GPU each new shape traces again,
+        and its kernels come from the on-disk cache (kernel_cache.py) when seen before.
+        """
+        if getattr(self, "_compiled_forward", None) is None:
+            object.__setattr__(self, "_compiled_forward", mx.compile(self.forward))
+        return self._compiled_forward
+
+    def prepare_weights(self) -> None:
+        """Derive inference-only arrays from the parameters (e.g. folded norms); default none.
+
+        Runs after load_weights and set_dtype. What it derives is kept outside the parameters
+        (saved folders and strict loading never see it) and must be checked against them
+        before use, since parameters can also change through `update`.
+        """
 
     def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
         """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""

@@ -9,6 +9,7 @@ padding of a batch). Module names follow SpeechBrain's checkpoints (`embedding_m
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import List, Optional
 
 import mlx.core as mx
@@ -68,51 +69,122 @@ class ModelConfig:
         return config
 
 
-def reflect_pad(x: mx.array, lengths: mx.array, pad: int) -> mx.array:
-    """(B, T, C) -> (B, T + 2 pad, C), reflecting each clip at its own start and end.
+def reflect_sources(lengths: mx.array, time: int, pad: int) -> mx.array:
+    """(B, T + 2 pad, 1) frame indices that reflect each clip at its own start and end.
 
     Positions past a clip's end mirror its last frames, as a clip alone gets them; frames
     further out are don't-care and are clamped into range.
     """
-    time = x.shape[1]
     position = mx.arange(-pad, time + pad)[None, :]  # (1, T + 2 pad)
     last = (lengths - 1)[:, None]
     source = mx.where(position < 0, -position, mx.where(position > last, 2 * last - position, position))
-    source = mx.clip(source, 0, time - 1)
-    return mx.take_along_axis(x, source[:, :, None], axis=1)
+    return mx.clip(source, 0, time - 1)[:, :, None]
 
 
-def unfolded_conv(x: mx.array, conv: nn.Conv1d) -> mx.array:
-    """A stride-1, unpadded Conv1d as one matmul over its k taps laid side by side.
+class ReflectPadding:
+    """SpeechBrain's 'same' reflect padding per clip, for every conv of one forward pass.
+
+    All of ECAPA's convs see the same frames and lengths, so each padding width's gather
+    indices are built once per forward (3 widths) instead of once per conv (29 convs).
+    """
+
+    def __init__(self, lengths: mx.array, time: int):
+        self.lengths, self.time, self._sources = lengths, time, {}
+
+    def __call__(self, x: mx.array, pad: int) -> mx.array:
+        if pad not in self._sources:
+            self._sources[pad] = reflect_sources(self.lengths, self.time, pad)
+        return mx.take_along_axis(x, self._sources[pad], axis=1)
+
+
+def reflect_pad(x: mx.array, lengths: mx.array, pad: int) -> mx.array:
+    """(B, T, C) -> (B, T + 2 pad, C), reflecting each clip at its own start and end."""
+    return ReflectPadding(lengths, x.shape[1])(x, pad)
+
+
+def unfolded_conv(x: mx.array, weight: mx.array, dilation: int) -> mx.array:
+    """A stride-1, unpadded, bias-free Conv1d as one matmul over its k taps laid side by side.
 
     MLX's CPU convolution is slow for dilated kernels (ECAPA's Res2Net convs: k=3, dilation
     2-4), ~4x slower than this on a 128-channel sub-block; the GPU's is not (see
     benchmarks/bench_ecapa.py), so the choice is made per device.
     """
-    kernel, dilation = conv.weight.shape[1], conv.dilation
+    kernel = weight.shape[1]
     frames = x.shape[1] - dilation * (kernel - 1)
-    taps = mx.concatenate([x[:, j * dilation : j * dilation + frames] for j in range(kernel)], axis=-1)
-    out = taps @ conv.weight.reshape(conv.weight.shape[0], -1).T  # weight (out, k, in): tap-major
-    return out + conv.bias if "bias" in conv else out
+    taps = x if kernel == 1 else mx.concatenate([x[:, j * dilation : j * dilation + frames] for j in range(kernel)], -1)
+    return taps @ weight.reshape(weight.shape[0], -1).T  # weight (out, k, in): tap-major
 
 
-def tdnn(block: TDNNBlock, x: mx.array, lengths: mx.array) -> mx.array:
+@partial(mx.compile, shapeless=True)
+def _bias_relu_affine(y: mx.array, bias: mx.array, scale: mx.array, shift: mx.array) -> mx.array:
+    # One fused kernel on a GPU for what is otherwise bias add, ReLU and five BatchNorm ops.
+    # scale and shift stay float32 (in bfloat16, b - mean * scale loses the digits the
+    # unfolded BatchNorm keeps: a tiny model's top-1 moved); one rounding to y's dtype at the end.
+    return (mx.maximum(y + bias, 0) * scale + shift).astype(y.dtype)
+
+
+def fold_batch_norm(block: TDNNBlock) -> None:
+    """Store the eval-mode BatchNorm of a TDNN block as a per-channel scale and shift.
+
+    BatchNorm follows the ReLU, so it cannot go into the conv's weights; as `scale * x + shift`
+    (computed once, kept in float32) it joins the bias and the ReLU in one elementwise pass. The
+    folded pair is kept beside the parameters it came from, not among them, so saved folders
+    and strict loading are unchanged, and it is used only while those parameters are current.
+    """
+    norm = block.norm
+    scale = norm.weight.astype(mx.float32) * mx.rsqrt(norm.running_var.astype(mx.float32) + norm.eps)
+    shift = norm.bias.astype(mx.float32) - norm.running_mean.astype(mx.float32) * scale
+    mx.eval(scale, shift)
+    object.__setattr__(block, "_folded", (_norm_sources(block), scale, shift))
+
+
+def _norm_sources(block: TDNNBlock) -> tuple:
+    norm = block.norm
+    return (norm.weight, norm.bias, norm.running_mean, norm.running_var, block.conv.weight, block.conv.bias)
+
+
+def _folded(block: TDNNBlock) -> Optional[tuple]:
+    """(scale, shift) where fold_batch_norm ran on the block's current parameters, else None."""
+    folded = getattr(block, "_folded", None)
+    if folded is None or block.norm.training or any(a is not b for a, b in zip(folded[0], _norm_sources(block))):
+        return None
+    return folded[1:]
+
+
+def tdnn(block: TDNNBlock, x: mx.array, padding: ReflectPadding) -> mx.array:
     """conv -> ReLU -> BatchNorm, with SpeechBrain's 'same' reflect padding per clip."""
     if block.reflect_padding:
-        x = reflect_pad(x, lengths, block.reflect_padding)
-    unfold = block.conv.weight.shape[1] > 1 and mx.default_device() == mx.cpu
-    return block.norm(nn.relu(unfolded_conv(x, block.conv) if unfold else block.conv(x)))
+        x = padding(x, block.reflect_padding)
+    conv = block.conv
+    folded = _folded(block)
+    if folded is None:
+        unfold = conv.weight.shape[1] > 1 and mx.default_device() == mx.cpu
+        return block.norm(nn.relu(unfolded_conv(x, conv.weight, conv.dilation) + conv.bias if unfold else conv(x)))
+    if conv.weight.shape[1] == 1 or mx.default_device() == mx.cpu:
+        y = unfolded_conv(x, conv.weight, conv.dilation)
+    else:
+        y = mx.conv1d(x, conv.weight, dilation=conv.dilation)
+    return _bias_relu_affine(y, conv.bias, *folded)
 
 
-def se_res2net(block: SERes2NetBlock, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
-    out = tdnn(block.tdnn1, x, lengths)
+def frame_average(mask: mx.array, dtype) -> mx.array:
+    """(B, T) valid-frame mask -> (B, 1, T) weights whose matmul with (B, T, C) is the masked mean.
+
+    One batched matvec per SE block instead of masked_mean's two-pass eight ops: the SE
+    squeeze feeds a sigmoid gate, where a single float32-accumulated pass is plenty.
+    """
+    return (mask / mask.sum(axis=1, keepdims=True))[:, None, :].astype(dtype)
+
+
+def se_res2net(block: SERes2NetBlock, x: mx.array, padding: ReflectPadding, average: mx.array) -> mx.array:
+    out = tdnn(block.tdnn1, x, padding)
     chunks = mx.split(out, block.res2net_block.scale, axis=-1)
     pieces = [chunks[0]]
     for index, sub_block in enumerate(block.res2net_block.blocks):
         inputs = chunks[index + 1] if index == 0 else chunks[index + 1] + pieces[-1]
-        pieces.append(tdnn(sub_block, inputs, lengths))
-    out = tdnn(block.tdnn2, mx.concatenate(pieces, axis=-1), lengths)
-    squeeze = masked_mean(out, mask)[:, None, :]  # (B, 1, C): the mean over valid frames only
+        pieces.append(tdnn(sub_block, inputs, padding))
+    out = tdnn(block.tdnn2, mx.concatenate(pieces, axis=-1), padding)
+    squeeze = average @ out  # (B, 1, C): the mean over valid frames only (frame_average)
     excite = mx.sigmoid(block.se_block.conv2(nn.relu(block.se_block.conv1(squeeze))))
     return out * excite + x
 
@@ -136,10 +208,11 @@ def _attention_tdnn(pool: AttentiveStatisticsPooling, x: mx.array, context: mx.a
     """
     block, channels = pool.tdnn, x.shape[-1]
     weight = block.conv.weight[:, 0, :]  # (A, C or 3C): a 1x1 conv
-    hidden = x @ weight[:, :channels].T + block.conv.bias
+    hidden = x @ weight[:, :channels].T
     if pool.global_context:
         hidden = hidden + (context @ weight[:, channels:].T)[:, None, :]
-    return block.norm(nn.relu(hidden))
+    folded = _folded(block)
+    return block.norm(nn.relu(hidden + block.conv.bias)) if folded is None else _bias_relu_affine(hidden, block.conv.bias, *folded)
 
 
 def _weighted_statistics(x: mx.array, weights: mx.array):
@@ -165,12 +238,14 @@ class EcapaEmbedding(nn.Module):
 
     def __call__(self, features: mx.array, frame_lengths: mx.array) -> mx.array:
         mask = length_mask(frame_lengths, features.shape[1])
-        out = tdnn(self.blocks[0], features, frame_lengths)
+        padding = ReflectPadding(frame_lengths, features.shape[1])
+        out = tdnn(self.blocks[0], features, padding)
         aggregated = []
+        average = frame_average(mask, features.dtype)
         for block in self.blocks[1:]:
-            out = se_res2net(block, out, frame_lengths, mask)
+            out = se_res2net(block, out, padding, average)
             aggregated.append(out)
-        out = tdnn(self.mfa, mx.concatenate(aggregated, axis=-1), frame_lengths)
+        out = tdnn(self.mfa, mx.concatenate(aggregated, axis=-1), padding)
         pooled = self.asp_bn(attentive_statistics(self.asp, out, mask))
         return self.fc(pooled[:, None, :])[:, 0, :]
 
@@ -266,6 +341,15 @@ class Model(LanguageIdModel):
         dtype = self.embedding_model.asp_bn.weight.dtype
         feats = self.features(waveforms, lengths).astype(dtype)
         return self.embedding_model(feats, fbank_frame_lengths(lengths))
+
+    def prepare_weights(self) -> None:
+        """Fold every TDNN block's BatchNorm into a scale and shift (see fold_batch_norm)."""
+        embedding = self.embedding_model
+        for block in [embedding.blocks[0], embedding.mfa, embedding.asp.tdnn]:
+            fold_batch_norm(block)
+        for block in embedding.blocks[1:]:
+            for tdnn_block in [block.tdnn1, *block.res2net_block.blocks, block.tdnn2]:
+                fold_batch_norm(tdnn_block)
 
     def classify(self, embeddings: mx.array) -> mx.array:
         """Log-probabilities (VoxLingua107) or scaled cosines (CommonLanguage)."""

@@ -16,6 +16,8 @@ from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
 from ...masking import conv_output_lengths, length_mask, masked_mean
 from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from .encoder import encoder_layer, fuse_qkv
+from .positional import positional_conv_as_matmul
 from .source import MODEL_TYPE
 
 NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
@@ -138,7 +140,7 @@ class Model(LanguageIdModel):
     def _encode(self, hidden: mx.array, frame_mask: mx.array, padded: bool) -> mx.array:
         encoder = self.wav2vec2.encoder
         hidden = hidden * frame_mask[:, :, None]  # padded frames must not leak into the pos conv
-        position = encoder.pos_conv_embed.conv(hidden)[:, : hidden.shape[1]]  # drop the even-kernel extra frame
+        position = positional_conv_as_matmul(encoder.pos_conv_embed.conv, hidden)  # see positional.py
         hidden = hidden + nn.gelu(position)
         if not self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
@@ -149,7 +151,7 @@ class Model(LanguageIdModel):
         if padded:
             attention_mask = mx.where(frame_mask, 0.0, -mx.inf).astype(hidden.dtype)[:, None, None, :]
         for layer in encoder.layers:
-            hidden = layer(hidden, attention_mask=attention_mask)[0]
+            hidden = encoder_layer(layer, hidden, attention_mask, self.config.do_stable_layer_norm)
         if self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
         return hidden
@@ -172,6 +174,11 @@ class Model(LanguageIdModel):
         return self.classifier(embeddings)
 
     # -- weights -------------------------------------------------------------------------
+    def prepare_weights(self) -> None:
+        """One stacked q/k/v projection per encoder layer (see encoder.py)."""
+        for layer in self.wav2vec2.encoder.layers:
+            fuse_qkv(layer.attention)
+
     def sanitize(self, weights: Dict[str, mx.array]) -> Dict[str, mx.array]:
         """transformers' checkpoint names and layouts -> this model's; a no-op on MLX folders.
 
