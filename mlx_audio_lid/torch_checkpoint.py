@@ -249,7 +249,7 @@ class _Unpickler(pickle.Unpickler):
             raise CheckpointError(f"it holds torch.{name} tensors, which this reader does not support (numpy has no such dtype)")
         as_written = "" if written == f"{module}.{name}" else f" (written {written})"
         raise CheckpointError(
-            f"refused: its pickle names {module}.{name}{as_written}, which is not a tensor, storage or plain "
+            f"its pickle names {module}.{name}{as_written}, which is not a tensor, storage or plain "
             "container (this reader never runs code from a checkpoint)"
         )
 
@@ -370,7 +370,7 @@ def load(path: Union[str, Path]) -> Any:
         try:
             return _arrays(_Unpickler(source.pickle(), source).load(), {})
         except CheckpointError as error:
-            raise CheckpointError(f"{path}: {error}") from None
+            raise CheckpointError(f"refusing to load {path}: {error}") from None
         except RecursionError:
             raise CheckpointError(f"{path}: its containers nest too deeply to be a checkpoint") from None
         except Exception as error:  # a malformed pickle: UnpicklingError, EOFError, TypeError, ...
