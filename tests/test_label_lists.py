@@ -74,7 +74,7 @@ def test_whisper_list_is_mlx_audios():
 ])
 def test_candidates_over_whisper_labels(term, labels):
     """Mandarin means Whisper's `zh`, not also its separate Cantonese; withdrawn codes still match."""
-    whisper = SimpleNamespace(labels=WHISPER_LANGUAGES)
+    whisper = SimpleNamespace(labels=WHISPER_LANGUAGES, label_names=("",) * len(WHISPER_LANGUAGES))  # no names, as Whisper ships
     assert [WHISPER_LANGUAGES[i] for i in candidate_indices(whisper, term)] == labels
 
 
