@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import langcodes
 import numpy as np
+from language_data.names import code_to_names
 
 UNDETERMINED = "und"  # ISO 639-3 for "undetermined": silence, or an answer below min_probability
 UNDETERMINED_NAME = "Undetermined"
@@ -47,9 +48,11 @@ def _find_name(name: str) -> Optional[langcodes.Language]:
 
 def _language_info(label: str, given_name: Optional[str]) -> LanguageInfo:
     if _parse_code(label) is not None:
-        # ISO 639-3 from the code as written: normalising first would turn `tl` into `fil`.
-        code = langcodes.Language.get(label, normalize=False).to_alpha3()
-        return LanguageInfo(label, code, given_name or _parse_code(label).display_name("en"))
+        # ISO 639-3 from the code as written: normalising first would turn `tl` into `fil`. The name
+        # too where the code as written has one (`tl`: Tagalog, not Filipino); `eng` has its name under `en`.
+        written = langcodes.Language.get(label, normalize=False)
+        named = written if code_to_names(written.language) else _parse_code(label)
+        return LanguageInfo(label, written.to_alpha3(), given_name or named.display_name("en"))
     name = (given_name or label).replace("_", " ")
     language = _find_name(name)  # CommonLanguage: the label is the name
     return LanguageInfo(label, language.to_alpha3() if language else UNDETERMINED, name)

@@ -3,8 +3,8 @@
 Files: `hyperparams.yaml`, `embedding_model.ckpt`, `classifier.ckpt`, `label_encoder.txt`.
 Trust boundary: the YAML is HyperPyYAML, whose tags build Python objects when SpeechBrain
 loads it. Here every tag (`!new:`, `!name:`, `!apply:`, `!!python/...`) is read as inert
-data and only plain values are used. Checkpoints are torch pickles, loaded with
-`weights_only=True`, so a pickle that carries code is refused.
+data and only plain values are used. Checkpoints are torch zip pickles, read
+without torch by `torch_checkpoint`, which rebuilds only tensors and refuses any other global.
 """
 
 import re
@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from ...readers import Weights, to_mlx
+from ...torch_checkpoint import load_state_dict
 
 MODEL_TYPE = "ecapa_lid"  # what this reader writes into the configs it returns
 FILES = ("hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt", "label_encoder.txt")
@@ -108,21 +109,9 @@ def split_label(label: str) -> Tuple[str, str]:
 
 
 def load_checkpoint(path: Path) -> Weights:
-    """A torch state dict -> MLX arrays, refusing any pickle that carries more than tensors."""
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"reading SpeechBrain checkpoints ({path.name}) needs PyTorch: "
-            "pip install 'mlx-audio-lid[speechbrain]', or load an already converted MLX folder"
-        ) from error
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError or RuntimeError variants
-        raise ValueError(f"refusing to load {path}: not a plain tensor checkpoint ({error})") from error
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return to_mlx({k: v.detach().float().numpy() if v.is_floating_point() else v.numpy().astype(np.int64)
+    """A torch state dict -> MLX arrays, read without torch; a pickle naming anything but tensors is refused."""
+    state = load_state_dict(path)  # raises ValueError "refusing to load PATH: ..." for a foreign pickle
+    return to_mlx({k: v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v.astype(np.int64)
                    for k, v in state.items()})
 
 
