@@ -20,8 +20,9 @@ from .labels import LanguageInfo
 TEMPLATES = Path(__file__).parent / "model_cards"
 # The licenses of the only published checkpoints of each family, for sources whose folder
 # carries no README.md front matter to inherit from (local copies without their card).
-FAMILY_LICENSES = {"wav2vec_cls": "cc-by-nc-4.0", "ecapa_lid": "apache-2.0"}
-FAMILY_TAGS = {"wav2vec_cls": ["wav2vec2", "mms"], "ecapa_lid": ["ecapa-tdnn", "speechbrain"]}
+FAMILY_LICENSES = {"wav2vec_cls": "cc-by-nc-4.0", "ecapa_lid": "apache-2.0", "whisper_lid": "mit"}
+FAMILY_TAGS = {"wav2vec_cls": ["wav2vec2", "mms"], "ecapa_lid": ["ecapa-tdnn", "speechbrain"], "whisper_lid": ["whisper"]}
+FAMILY_CARDS = {"whisper_lid": Path(__file__).parent / "models" / "whisper_lid" / "card.md"}  # issue 9 moves every card there
 
 
 def source_license(source: Path, model_type: str) -> str:
@@ -112,7 +113,7 @@ def write_card(
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     base = conversion.get("base_model")
     named = base or conversion["source"] or conversion["source_folder"]
-    text = Template((TEMPLATES / f"{config['model_type']}.md").read_text(encoding="utf-8")).substitute(
+    text = Template(FAMILY_CARDS.get(config["model_type"], TEMPLATES / f"{config['model_type']}.md").read_text(encoding="utf-8")).substitute(
         front_matter=front_matter(config, license).strip(),
         repo_id=repo_id,
         base_model=base or "the original",

@@ -18,13 +18,14 @@ from mlx_audio.utils import apply_quantization, get_model_path
 
 from .models.base import LanguageIdModel
 from .registry import MODEL_TYPES, model_module
+from .models.whisper_lid import source as whisper_source
 from .speechbrain_folder import read_speechbrain
 
 logger = logging.getLogger(__name__)
 
 # What to fetch from the Hub for any supported layout (never pytorch_model.bin: safetensors suffice),
 # and the card, whose license a conversion inherits.
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.yaml", "*.ckpt", "*.txt", "README.md"]
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.yaml", "*.ckpt", "*.txt", "README.md", "model.bin", "weights.npz"]
 TRANSFORMERS_ARCHITECTURES = {"Wav2Vec2ForSequenceClassification": "wav2vec_cls"}
 
 Weights = Dict[str, mx.array]
@@ -74,6 +75,8 @@ def read_transformers(folder: Path, config: dict) -> Tuple[dict, Weights]:
 
 def read_source(folder: Path) -> Tuple[dict, Weights]:
     """Recognise the folder's layout -> (config dict with our model_type, raw weights)."""
+    if whisper_source.recognise(folder):
+        return whisper_source.read(folder)
     config_file = folder / "config.json"
     if config_file.exists():
         config = _read_json(config_file)

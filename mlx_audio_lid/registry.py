@@ -16,6 +16,7 @@ from typing import Dict
 MODEL_TYPES: Dict[str, str] = {
     "wav2vec_cls": "mlx_audio_lid.models.wav2vec_cls",
     "ecapa_lid": "mlx_audio_lid.models.ecapa_lid",
+    "whisper_lid": "mlx_audio_lid.models.whisper_lid",
 }
 
 

@@ -20,7 +20,7 @@ from .audio import SAMPLE_RATE
 # - ecapa_lid: VoxLingua107's ECAPA was trained on 3 s crops (SpeechBrain recipe sentence_len: 3).
 # - wav2vec_cls: MMS-LID was trained on whole utterances; 10 s is a typical utterance, long
 #   enough for a stable answer while a 5 s hop still places language changes within 5 s.
-WINDOWS = {"ecapa_lid": (3.0, 1.5), "wav2vec_cls": (10.0, 5.0)}
+WINDOWS = {"ecapa_lid": (3.0, 1.5), "wav2vec_cls": (10.0, 5.0), "whisper_lid": (30.0, 15.0)}  # whisper: its 30 s input
 DEFAULT_WINDOW = (10.0, 5.0)
 
 VAD_FRAME = 320  # samples: 20 ms at 16 kHz
