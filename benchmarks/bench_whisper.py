@@ -7,12 +7,12 @@ Cases: one clip, and a batch of 16 clips (../shared/real/speech). Every Whisper 
 (features per clip, then one `model.detect_language` on the 16) is timed beside it. Ratios are
 faster-whisper `detect_language`'s median time over each row's (above 1: faster than it).
 
-CPU (MLX float32 and 8-bit against CTranslate2 float32 and int8):
-    python benchmarks/bench_whisper.py
-GPU (MLX's CUDA build: float16 and 8-bit against CTranslate2 CUDA float16 and int8_float16):
-    python benchmarks/bench_whisper.py --gpu
+    python -m benchmarks.bench_whisper          # CPU: MLX float32, 8-bit vs CTranslate2 float32, int8
+    python -m benchmarks.bench_whisper --gpu    # MLX's CUDA build float16, 8-bit vs CTranslate2 CUDA float16, int8_float16
+    python -m benchmarks.bench_whisper --size tiny --repeats 1   # the reduced form CI runs
+
 The model is Whisper base (../shared/real/get-whisper-base fetches it; --model takes any
-CTranslate2 Whisper folder).
+CTranslate2 Whisper folder); `--size tiny` is a tiny random one on synthetic clips.
 """
 
 import argparse
@@ -27,9 +27,10 @@ import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from common import machine_description, markdown_table, timed  # noqa: E402
 from mlx_audio_lid import quantization  # noqa: E402
-from mlx_audio_lid.identify import pad_batch  # noqa: E402
+from mlx_audio_lid.identification import pad_batch  # noqa: E402
+
+from .common import machine_description, markdown_table, timed  # noqa: E402
 
 SHARED = Path(os.environ.get("MLX_AUDIO_LID_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 CACHE = Path(os.environ.get("MLX_AUDIO_LID_REAL_CACHE", Path.home() / ".cache" / "mlx-audio-lid-real"))
@@ -38,6 +39,7 @@ CACHE = Path(os.environ.get("MLX_AUDIO_LID_REAL_CACHE", Path.home() / ".cache" /
 def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="a CTranslate2 Whisper folder (default: fetch Whisper base)")
+    parser.add_argument("--size", choices=["base", "tiny"], default="base", help="tiny: a random model, synthetic clips")
     parser.add_argument("--speech", type=Path, default=SHARED / "real" / "speech")
     parser.add_argument("--gpu", action="store_true", help="MLX on its GPU, CTranslate2 on CUDA")
     parser.add_argument("--repeats", type=int, default=2, help="warm calls timed, after two untimed")
@@ -55,11 +57,18 @@ def whisper_base() -> Path:
 
 
 def ours(folder: Path, gpu: bool):
-    """name -> MLX model: float (float16 on a GPU, else float32) and 8-bit beside that float."""
+    """name -> MLX model: float (float16 on a GPU, else float32) and 8-bit beside that float; on a
+    GPU also the float model with mlx-audio's own attention instead of MLX's fused kernel."""
     dtype = "float16" if gpu else "float32"
     quantized = lid.load(folder, dtype=dtype)
     quantization.quantize(quantized, 8, 64)
-    return {f"MLX {dtype}": lid.load(folder, dtype=dtype), f"MLX 8-bit + {dtype}": quantized}
+    models = {f"MLX {dtype}": lid.load(folder, dtype=dtype), f"MLX 8-bit + {dtype}": quantized}
+    if gpu:
+        unfused = lid.load(folder, dtype=dtype)
+        for block in unfused.encoder.blocks:
+            block.attn.fused = False
+        models[f"MLX {dtype}, unfused attention"] = unfused
+    return models
 
 
 def reference(folder: Path, gpu: bool, threads: int):
@@ -90,11 +99,20 @@ def main():
     args = arguments()
     if args.gpu:
         mx.set_default_device(mx.gpu)
-    folder = args.model or whisper_base()
-    paths = sorted(args.speech.glob("*.wav"))
-    if len(paths) < args.batch:
-        sys.exit(f"{args.speech} has {len(paths)} clips, fewer than --batch {args.batch}")
-    clips = [sf.read(p, dtype="float32")[0] for p in paths[: args.batch]]
+    if args.size == "tiny":
+        import tempfile
+
+        from references import whisper as ref
+        from references.signals import speechlike_clips
+
+        folder = ref.tiny_ctranslate2(Path(tempfile.mkdtemp()) / "tiny-ct2")
+        clips = speechlike_clips([16000 * (2 + i % 7) for i in range(args.batch)])
+    else:
+        folder = args.model or whisper_base()
+        paths = sorted(args.speech.glob("*.wav"))
+        if len(paths) < args.batch:
+            sys.exit(f"{args.speech} has {len(paths)} clips, fewer than --batch {args.batch}")
+        clips = [sf.read(p, dtype="float32")[0] for p in paths[: args.batch]]
     cases = {"1 clip": clips[:1], f"{args.batch} clips": clips}
     runs = {}
     for name, model in ours(folder, args.gpu).items():
@@ -121,7 +139,7 @@ def main():
         rows.append([name, case, f"{t['median_s'] * 1e3:.0f}", f"{t['min_s'] * 1e3:.0f}", f"{t['first_s'] * 1e3:.0f}",
                      f"{len(cases[case]) / t['median_s']:.2f}", *ratios])
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    title = f"Whisper base language ID on {'GPU' if args.gpu else 'CPU'}: MLX vs faster-whisper (CTranslate2)"
+    title = f"Whisper {args.size} language ID on {'GPU' if args.gpu else 'CPU'}: MLX vs faster-whisper (CTranslate2)"
     print(f"{title}\n\nMachine: {machine_description()}; load average {load[0]:.1f} at the end; "
           f"CTranslate2 intra threads {args.cpu_threads or 'default'}\n")
     header = ["implementation", "case", "median ms", "min ms", "first call ms", "clips/s"]
@@ -132,7 +150,9 @@ def main():
     if args.json:
         import json
 
-        args.json.write_text(json.dumps({"title": title, "machine": machine_description(), "header": header, "rows": rows}, indent=1))
+        report = {"title": title, "machine": machine_description(), "failed": failed,
+                  "rows": [dict(zip(header, row)) for row in rows]}
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""What every benchmark prints beside its numbers: the machine and the library versions."""
+"""What the benchmarks share: the machine they ran on, timing, tables, random models at the
+published sizes, and the one loop both speed benchmarks run (`run_speed_benchmark`).
 
+Run every script from the repository root as a module (`python -m benchmarks.bench_mms`), so
+that `references` (the reference side, shared with the tests) imports as a package.
+"""
+
+import abc
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 
 def cpu_name() -> str:
@@ -127,9 +134,10 @@ def long_recording_rows(model, recording, reference_batches, reference_name: str
     `reference_batches(windows_list, batch_size)` runs the reference (None: this package only).
     """
     import mlx_audio_lid as lid
+    from mlx_audio_lid import registry
     from mlx_audio_lid.timeline import window_sizes
 
-    window, hop = window_sizes(model.config.model_type, None, None)
+    window, hop = window_sizes(registry.family_of(model))
     timings = {"MLX identify(segments=True)": timed(
         lambda: lid.identify(model, recording, segments=True, batch_size=batch_size), repeats=repeats)}
     if reference_batches is not None:
@@ -183,7 +191,6 @@ def case_rows(runs: dict, case: str, reference_name: str, clips: int, sync, refe
 def benchmark_arguments(description: str):
     """The command line both benchmark scripts share."""
     import argparse
-    from pathlib import Path
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
@@ -197,3 +204,97 @@ def benchmark_arguments(description: str):
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     return parser.parse_args()
+
+
+def random_model(config: dict, dtype: str = "float32"):
+    """A model of `config`'s family with MLX's random initial weights, in eval mode."""
+    import mlx.core as mx
+
+    from mlx_audio_lid import registry
+    from mlx_audio_lid.loading import DTYPES
+
+    package = registry.family(config["model_type"]).package
+    model = package.Model(package.ModelConfig.from_dict(config))
+    model.set_dtype(DTYPES[dtype])
+    mx.eval(model.parameters())
+    model.eval()
+    return model
+
+
+def save_random_model(config: dict, folder: Path) -> Path:
+    """`random_model(config)` as an MLX folder that `load` (and so a server or a Ray worker) reads."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    random_model(config).save_weights(str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+class Reference(abc.ABC):
+    """The reference implementation's side of a speed benchmark (transformers, SpeechBrain) on a torch device."""
+
+    name: str  # e.g. "PyTorch", as the table's ratio column names it
+
+    def __init__(self, torch_device: str):
+        self.device = torch_device
+        self.sync, self.peak = torch_sync_and_peak(torch_device)
+
+    @abc.abstractmethod
+    def set_dtype(self, dtype_name: str) -> None:
+        """Compute in this dtype from now on."""
+
+    @abc.abstractmethod
+    def run_for(self, clips, waveforms, lengths, dtype_name: str):
+        """A callable that runs the reference once on this case's clips (inputs prepared beforehand)."""
+
+    @abc.abstractmethod
+    def batches(self, pieces, batch_size: int, dtype_name: str) -> None:
+        """Run a long recording's windows in batches of `batch_size`."""
+
+
+def run_speed_benchmark(args, ours, cases: dict, clips_for, reference=None, *, header, title, long_recording=None):
+    """Per dtype and case: this package eager and compiled, and the reference; then the table.
+
+    `cases` maps a case name to clip lengths in seconds, `clips_for(seconds)` makes the clips,
+    `reference` is a `Reference` (None: this package only), `long_recording()` makes a
+    recording for `--long-minutes`.
+    """
+    import sys
+
+    import mlx.core as mx
+    import numpy as np
+
+    from mlx_audio_lid.identification import pad_batch
+    from mlx_audio_lid.loading import DTYPES
+
+    sync, reference_peak = (reference.sync, reference.peak) if reference else ((lambda: None), None)
+    name = reference.name if reference else "reference"
+    rows, first_outputs = [], {}
+    for dtype_name in args.dtypes.split(","):
+        ours.set_dtype(DTYPES[dtype_name])
+        if reference:
+            reference.set_dtype(dtype_name)
+        compiled = mx.compile(ours.forward)  # after set_dtype: a compiled graph keeps the arrays it traced
+        for case, seconds in cases.items():
+            if args.cases and case not in args.cases.split(","):
+                continue
+            clips = clips_for(seconds)
+            waveforms, lengths = pad_batch(clips)
+            padded = len(set(seconds)) > 1
+            mx.eval(waveforms, lengths)
+            runs = {
+                f"MLX eager {dtype_name}": lambda: mx.eval(ours(waveforms, lengths)),
+                f"MLX compiled {dtype_name}": lambda: mx.eval(compiled(waveforms, lengths, padded)),
+            }
+            if reference:
+                runs[f"{name} {dtype_name}"] = reference.run_for(clips, waveforms, lengths, dtype_name)
+            delta = delta_to_first_dtype(np.array(ours(waveforms, lengths).astype(mx.float32)), case, first_outputs)
+            rows += case_rows(runs, case, f"{name} {dtype_name}", len(seconds), sync, reference_peak, args.repeats, delta)
+            print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
+        if args.long_minutes:
+            batches = (lambda pieces, size: reference.batches(pieces, size, dtype_name)) if reference else None
+            rows += long_recording_rows(ours, long_recording(), batches, name, dtype_name, args.long_minutes, 8,
+                                        max(1, args.repeats // 2), sync)
+    write_outputs(rows, header, title, args.json, args.plot)

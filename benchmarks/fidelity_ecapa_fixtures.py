@@ -4,22 +4,18 @@ Compares this port with SpeechBrain's recorded float32 outputs and with its floa
 same pipeline (tests/fixtures/ecapa/reference.npz), and SpeechBrain's float32 run with its own
 float64 run. Prints the maxima over the six clips.
 
-    python benchmarks/fidelity_ecapa_fixtures.py
+    python -m benchmarks.fidelity_ecapa_fixtures
 """
-
-import sys
-from pathlib import Path
 
 import mlx_audio_lid as lid  # first: on Linux it puts an optimized BLAS under MLX
 
-import mlx.core as mx
-import numpy as np
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import reference_ecapa as ref  # noqa: E402
+from mlx_audio_lid.models.ecapa_lid.fbank import speechbrain_fbank  # noqa: E402
+from references import ecapa as ref  # noqa: E402
 
-from mlx_audio_lid.features import speechbrain_fbank  # noqa: E402
-from common import machine_description, markdown_table  # noqa: E402
+from .common import machine_description, markdown_table  # noqa: E402
 
 
 def main():

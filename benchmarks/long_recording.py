@@ -6,8 +6,7 @@ weights (ECAPA as speechbrain/lang-id-voxlingua107-ecapa, MMS-LID as facebook/mm
 download, no transformers), and runs the file through `identify` with the default windows in
 a fresh process per family, so each peak is that family's alone.
 
-    OPENBLAS_NUM_THREADS=2 LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 \\
-        python benchmarks/long_recording.py [--ecapa-minutes 120] [--mms-minutes 120]
+    python -m benchmarks.long_recording [--ecapa-minutes 120] [--mms-minutes 120]
 
 Peak memory is the process's peak resident set (ru_maxrss), which includes the model's
 weights; "after load" is the resident set once the model is built, before any audio; "MLX
@@ -27,24 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description, markdown_table  # noqa: E402
+from references import sizes
+
+from .common import machine_description, markdown_table
 
 RATE = 16000
 SPEECH_SECONDS, SILENCE_SECONDS = 20, 5
-
-ECAPA_CONFIG = dict(  # speechbrain/lang-id-voxlingua107-ecapa (REFERENCE.md)
-    model_type="ecapa_lid", n_mels=60, channels=[1024, 1024, 1024, 1024, 3072], kernel_sizes=[5, 3, 3, 3, 1],
-    dilations=[1, 2, 3, 4, 1], attention_channels=128, lin_neurons=256, classifier="xvector",
-    classifier_lin_neurons=512, labels=[f"l{i:03d}" for i in range(107)],
-)
-MMS_CONFIG = dict(  # facebook/mms-lid-256 (REFERENCE.md)
-    model_type="wav2vec_cls", hidden_size=1280, num_hidden_layers=48, num_attention_heads=16,
-    intermediate_size=5120, conv_dim=[512] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2], conv_stride=[5, 2, 2, 2, 2, 2, 2],
-    conv_bias=True, feat_extract_norm="layer", feat_extract_activation="gelu", do_stable_layer_norm=True,
-    num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, classifier_proj_size=1024,
-    adapter_attn_dim=16, id2label={str(i): f"l{i:03d}" for i in range(256)},
-)
+CONFIGS = {"ecapa": sizes.voxlingua107_ecapa, "mms": sizes.mms_lid}  # speechbrain/lang-id-voxlingua107-ecapa, facebook/mms-lid-256
 
 
 def write_recording(path: Path, seconds: int, seed: int = 0) -> None:
@@ -82,14 +70,9 @@ def run_family(family: str, path: str, dtype: str) -> dict:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from mlx_audio_lid.loading import DTYPES, model_module
+    from .common import random_model
 
-    config = ECAPA_CONFIG if family == "ecapa" else MMS_CONFIG
-    module = model_module(config["model_type"])
-    model = module.Model(module.ModelConfig.from_dict(config))
-    model.set_dtype(DTYPES[dtype])
-    mx.eval(model.parameters())
-    model.eval()
+    model = random_model(CONFIGS[family](), dtype)
     mx.reset_peak_memory()
     weight_mb = sum(v.nbytes for _, v in tree_flatten(model.parameters())) / 2**20
     after_load = rss_mb()
@@ -126,7 +109,8 @@ def main():
             write_recording(path, minutes * 60)
         load = os.getloadavg()[0]
         print(f"{family}: {minutes} min recording ({path.stat().st_size / 2**20:.0f} MB WAV)...", file=sys.stderr)
-        done = subprocess.run([sys.executable, __file__, "--child", family, "--path", str(path), "--dtype", args.dtype],
+        done = subprocess.run([sys.executable, "-m", __spec__.name, "--child", family, "--path", str(path),
+                               "--dtype", args.dtype],
                               check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         name = "ECAPA-TDNN (VoxLingua107 size)" if family == "ecapa" else "MMS-LID-256 size"

@@ -5,10 +5,9 @@ transformers, saves it in the Hub layout (config.json, model.safetensors,
 preprocessor_config.json), loads that folder with `mlx_audio_lid.load`, and prints max |Δ logit|
 and top-1 agreement for a 10 s clip, a 30 s clip and a padded batch of three lengths (float32).
 
-    python benchmarks/parity_mms.py [--work-dir DIR]
+    python -m benchmarks.parity_mms [--work-dir DIR]
 
-Needs ~16 GB of memory and ~8 GB of disk. On Linux CPUs, MLX's bundled reference BLAS makes
-this take an hour; see README ("Speed on Linux CPUs") for the faster path.
+Needs ~16 GB of memory and ~8 GB of disk.
 """
 
 import argparse
@@ -17,15 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlx.core as mx
-import numpy as np
+import mlx_audio_lid as lid  # first: on Linux it puts an optimized BLAS under MLX
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import reference_mms as ref  # noqa: E402  (the same builder the tests use)
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 
-import mlx_audio_lid as lid  # noqa: E402
-from mlx_audio_lid.identify import pad_batch  # noqa: E402
-from common import machine_description, markdown_table  # noqa: E402
+from mlx_audio_lid.identification import pad_batch  # noqa: E402
+from references import mms as ref  # noqa: E402  (the same builder the tests use)
+from references.signals import speechlike_clips  # noqa: E402
+
+from .common import machine_description, markdown_table  # noqa: E402
 
 SECONDS = 16000
 
@@ -50,7 +50,7 @@ def main():
     print(f"built and saved the reference in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     model = lid.load(folder)
 
-    clip_10s, clip_30s, clip_4s = ref.speechlike_clips([10 * SECONDS, 30 * SECONDS, 4 * SECONDS], seed=7)
+    clip_10s, clip_30s, clip_4s = speechlike_clips([10 * SECONDS, 30 * SECONDS, 4 * SECONDS], seed=7)
     rows = []
     for name, clip in (("10 s clip", clip_10s), ("30 s clip", clip_30s)):
         expected = ref.reference_logits(reference, [clip])

@@ -4,8 +4,8 @@ Full-size architectures with random weights, on MLX's default device (GPU where 
 The sum of the stages is close to, but not the same as, a whole forward: evaluating between
 stages removes overlap and keeps every intermediate alive.
 
-    python benchmarks/profile_models.py --model mms --batch 16 --seconds 10 --dtype float16
-    python benchmarks/profile_models.py --model ecapa --batch 1 --seconds 10
+    python -m benchmarks.profile_models --model mms --batch 16 --seconds 10 --dtype float16
+    python -m benchmarks.profile_models --model ecapa --batch 1 --seconds 10
 """
 
 import argparse
@@ -16,19 +16,13 @@ import mlx_audio_lid  # noqa: F401  (first: an optimized BLAS under MLX on Linux
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
-from common import machine_description, markdown_table  # noqa: E402
-from mlx_audio_lid.features import fbank_frame_lengths  # noqa: E402
+from mlx_audio_lid.loading import DTYPES  # noqa: E402
 from mlx_audio_lid.masking import length_mask, masked_mean  # noqa: E402
-from mlx_audio_lid.models import ecapa_lid, wav2vec_cls  # noqa: E402
+from mlx_audio_lid.models.ecapa_lid import model as ecapa_lid  # noqa: E402
+from mlx_audio_lid.models.ecapa_lid.fbank import fbank_frame_lengths  # noqa: E402
+from references import sizes  # noqa: E402
 
-MMS = dict(hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120,
-           conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-           conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True, num_conv_pos_embeddings=128,
-           num_conv_pos_embedding_groups=16, classifier_proj_size=1024, num_labels=256, adapter_attn_dim=16)
-ECAPA = dict(n_mels=60, channels=[1024, 1024, 1024, 1024, 3072], kernel_sizes=[5, 3, 3, 3, 1],
-             dilations=[1, 2, 3, 4, 1], attention_channels=128, lin_neurons=256, classifier="xvector",
-             labels=[f"l{i}" for i in range(107)])
-DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+from .common import machine_description, markdown_table, random_model  # noqa: E402
 
 
 def stage(rows, name, fn, repeats, count=1):
@@ -44,12 +38,9 @@ def stage(rows, name, fn, repeats, count=1):
     return out
 
 
-def whole_forward(module, config, x, lengths, dtype, repeats):
+def whole_forward(config, x, lengths, dtype, repeats):
     """Build the model at `dtype` and time its whole forward, eager and compiled."""
-    model = module.Model(module.ModelConfig.from_dict(config))
-    model.eval()
-    model.set_dtype(dtype)
-    mx.eval(model.parameters())
+    model = random_model(config, dtype)
     compiled = mx.compile(model.forward)
     rows = []
     stage(rows, "whole forward", lambda: model(x, lengths), repeats)
@@ -58,8 +49,8 @@ def whole_forward(module, config, x, lengths, dtype, repeats):
 
 
 def profile_mms(x, lengths, dtype, repeats):
-    model, rows = whole_forward(wav2vec_cls, MMS, x, lengths, dtype, repeats)
-    hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(dtype), lengths), repeats)
+    model, rows = whole_forward(sizes.mms_lid(256), x, lengths, dtype, repeats)
+    hidden = stage(rows, "normalise + conv stack", lambda: model._conv_features(x.astype(DTYPES[dtype]), lengths), repeats)
     projection = model.wav2vec2.feature_projection
     hidden = stage(rows, "feature projection", lambda: projection.projection(projection.layer_norm(hidden)), repeats)
     mask = length_mask(model.frame_lengths(lengths), hidden.shape[1])
@@ -67,7 +58,7 @@ def profile_mms(x, lengths, dtype, repeats):
     stage(rows, "positional conv", lambda: nn.gelu(conv(hidden)), repeats)
     layer = model.wav2vec2.encoder.layers[0]
     count = len(model.wav2vec2.encoder.layers)
-    attention_mask = mx.where(mask, 0.0, -mx.inf).astype(dtype)[:, None, None, :]  # as the model builds it
+    attention_mask = mx.where(mask, 0.0, -mx.inf).astype(DTYPES[dtype])[:, None, None, :]  # as the model builds it
     stage(rows, "encoder layer (x48)", lambda: layer(hidden, attention_mask=attention_mask)[0], repeats, count)
     normed = layer.layer_norm(hidden)
     stage(rows, "  attention block (x48)", lambda: layer.attention(normed, attention_mask=attention_mask)[0], repeats, count)
@@ -79,8 +70,8 @@ def profile_mms(x, lengths, dtype, repeats):
 
 
 def profile_ecapa(x, lengths, dtype, repeats):
-    model, rows = whole_forward(ecapa_lid, ECAPA, x, lengths, dtype, repeats)
-    feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(dtype), repeats)
+    model, rows = whole_forward(sizes.voxlingua107_ecapa(), x, lengths, dtype, repeats)
+    feats = stage(rows, "fbank + mean norm", lambda: model.features(x, lengths).astype(DTYPES[dtype]), repeats)
     frames = fbank_frame_lengths(lengths)
     mask = length_mask(frames, feats.shape[1])
     blocks = model.embedding_model.blocks
@@ -92,7 +83,7 @@ def profile_ecapa(x, lengths, dtype, repeats):
     stage(rows, "  one Res2Net conv (x21)", lambda: ecapa_lid.tdnn(sub, piece, frames), repeats, 21)
     aggregated = mx.concatenate([out] * 3, axis=-1)
     out = stage(rows, "mfa (1x1, 3072)", lambda: ecapa_lid.tdnn(model.embedding_model.mfa, aggregated, frames), repeats)
-    stage(rows, "attentive statistics", lambda: ecapa_lid.attentive_statistics(model.embedding_model.asp, out, frames, mask), repeats)
+    stage(rows, "attentive statistics", lambda: ecapa_lid.attentive_statistics(model.embedding_model.asp, out, mask), repeats)
     return rows
 
 
@@ -108,7 +99,7 @@ def main():
     x = 0.1 * mx.random.normal((args.batch, samples))
     lengths = mx.full((args.batch,), samples, dtype=mx.int32)
     profile = profile_mms if args.model == "mms" else profile_ecapa
-    rows = profile(x, lengths, DTYPES[args.dtype], args.repeats)
+    rows = profile(x, lengths, args.dtype, args.repeats)
     print(f"{args.model}: {args.batch} x {args.seconds:g} s, {args.dtype}\nMachine: {machine_description()}\n")
     print(markdown_table(["stage", "ms per call", "ms in forward", "peak GB"], rows))
 

@@ -5,8 +5,8 @@ checkpoint of the mms-lid-256 architecture with random weights (benchmarks/parit
 one), once per variant, with no fidelity bound so every figure is recorded, and writes a
 markdown table of the figures each folder's config.json holds.
 
-    python benchmarks/quantization_mms.py --source /tmp/parity/mms-lid-256-random \\
-        --work-dir /tmp/quantization [--variants float32 float16 bfloat16 8bit 4bit]
+    python -m benchmarks.quantization_mms --source DIR/mms-lid-256-random \\
+        --work-dir DIR/quantization [--variants float32 float16 bfloat16 8bit 4bit]
 
 On a CPU, MLX's quantized kernels are fast only with float32 activations (here a 150x1280x1280
 product took 0.3 s with float32 scales, 9 s with float16 ones), so the quantized variants keep
@@ -16,7 +16,7 @@ float16. Needs ~10 GB of memory and ~10 GB of disk.
 results/quantization_mms_h100.md is the same run on an H100 (MLX's CUDA build staged as
 shared/gpu/README.md says, this checkout on PYTHONPATH) with `--quantized-dtype float16`, the
 catalogue's setting; the checkpoint was rebuilt there as parity_mms.py builds it
-(`reference_mms.build(mms_lid_config(256), seed=0, classifier_gain=30.0)`, torch 2.11).
+(`references.mms.build(mms_lid_config(256), seed=0, classifier_gain=30.0)`, torch 2.11).
 """
 
 import argparse
@@ -24,11 +24,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import mlx_audio_lid  # noqa: E402,F401  (before mlx.core: the optimized CPU BLAS)
-from common import machine_description, markdown_table  # noqa: E402
-from mlx_audio_lid.convert import convert, folder_bytes  # noqa: E402
-from mlx_audio_lid.fidelity import DEFAULT_BOUNDS, Bound, Fidelity  # noqa: E402
+import mlx_audio_lid  # noqa: F401  (before mlx.core: the optimized CPU BLAS)
+from mlx_audio_lid.converter import convert, folder_bytes
+from mlx_audio_lid.fidelity import DEFAULT_BOUNDS, Bound, Fidelity
+
+from .common import machine_description, markdown_table
 
 VARIANTS = ("float32", "float16", "bfloat16", "8bit", "4bit")
 NO_BOUND = Bound(float("inf"), 0.0)
@@ -72,7 +72,7 @@ def main(argv=None):
          "top-1 agree", "default bound", "within it"],
         rows,
     )
-    command = "python benchmarks/quantization_mms.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.quantization_mms " + " ".join(sys.argv[1:] if argv is None else argv)
     text = (
         "# Full-size MMS-LID at each precision (mms-lid-256 architecture, random weights)\n\n"
         f"Machine: {machine_description()}\n\nCommand: `{command}`\n\n{table}\n\n"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import mlx_audio_lid  # noqa: F401  (before mlx.core: the optimized CPU BLAS on Linux)
-from mlx_audio_lid.convert import FidelityError, convert, folder_bytes, variant_name
+from mlx_audio_lid.converter import FidelityError, convert, folder_bytes, variant_name
 from mlx_audio_lid.fidelity import DEFAULT_BOUNDS, Bound
 from mlx_audio_lid.upload import upload
 

@@ -7,21 +7,41 @@ length passes through in bounded memory. Other containers (M4A, Opus, WebM, ...)
 """
 
 import io
+import math
+import numbers
 import os
-import wave
+import sys
+import tempfile
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Tuple, Union
+from typing import Iterator, List, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
 from mlx_audio.utils import resample_audio
 
+from .containers import ogg_is_complete, wav_declared_frames
+
 SAMPLE_RATE = 16000  # Hz: every supported checkpoint was trained on 16 kHz audio
 BLOCK_SECONDS = 30.0  # decoding and resampling granularity; bounds memory for any file length
-# Input samples either side of a resampled block: more than the polyphase FIR's half-length
-# (64 zero crossings), so each block's output equals a whole-buffer resample.
-RESAMPLE_HALO_SECONDS = 0.05
-TRUNCATION_TOLERANCE_SECONDS = 0.05  # decoded audio may end this far short of the header
+# Sample rates accepted, in Hz. Below 1 kHz there is no speech band left to resample (1 Hz asked
+# mlx-audio's resampler for a 16000x upsampling that never finished); 384 kHz is the highest
+# rate audio interfaces record.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384000
+# mlx-audio's polyphase filter has 2 * 64 * max(up, down) + 1 taps for the reduced ratio
+# up/down. A rate such as 44101 Hz reduces to 16000/44101 (5.6 M taps, ~1 s to design per
+# block; 383999 Hz: 49 M taps, 17 s): such a ratio is replaced by the nearest one whose terms
+# are at most RESAMPLE_MAX_TERM (512 k taps), which stretches time by at most 1.25e-4 (0.45 s
+# an hour, a pitch change of 0.2 cents): nothing a language answer depends on.
+RESAMPLE_MAX_TERM = 4000
+RESAMPLE_ZERO_CROSSINGS = 64  # mlx-audio's kaiser_best FIR: 64 zero crossings either side
+# Decoded audio may end this far short of what a lossy header declares (encoder delay and
+# padding); lossless formats (WAV, FLAC) declare exact frame counts.
+TRUNCATION_TOLERANCE_SECONDS = 0.05
+EXACT_LENGTH_FORMATS = ("wav", "flac")
+# Samples beyond this magnitude are no audio in any convention (float audio lies in [-1, 1],
+# integer PCM within 2**31), and near 1e17 the models' float32 power and variance overflow.
+MAX_AMPLITUDE = 2.0**31
 
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, mx.array]
 MINIAUDIO_FORMATS = ("wav", "flac", "vorbis", "mp3")  # decoded by miniaudio in blocks
@@ -44,7 +64,36 @@ def scale_to_float(samples: np.ndarray) -> np.ndarray:
 def check_samples(samples: np.ndarray) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise ValueError("audio contains NaN or infinite samples; clean or re-export it")
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if peak > MAX_AMPLITUDE:
+        raise ValueError(
+            f"audio samples reach {peak:.3g}: float audio should lie within [-1, 1] (integer PCM "
+            f"within {MAX_AMPLITUDE:.0f}); scale it before identifying"
+        )
     return samples
+
+
+def check_sample_rate(rate, where: str = "sample_rate") -> int:
+    """A whole number of Hz within MIN_SAMPLE_RATE..MAX_SAMPLE_RATE, as an int."""
+    whole = isinstance(rate, numbers.Integral) and not isinstance(rate, bool)
+    if isinstance(rate, float) and rate.is_integer():
+        whole, rate = True, int(rate)
+    if not whole or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{where} is {rate!r}: it must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} (1 kHz - 384 kHz)"
+        )
+    return int(rate)
+
+
+def resample_ratio(rate: int) -> Fraction:
+    """SAMPLE_RATE / rate, or the nearest ratio whose terms are at most RESAMPLE_MAX_TERM."""
+    exact = Fraction(SAMPLE_RATE, rate)
+    if max(exact.numerator, exact.denominator) <= RESAMPLE_MAX_TERM:
+        return exact
+    if rate > SAMPLE_RATE:  # up < down: bound down
+        return exact.limit_denominator(RESAMPLE_MAX_TERM)
+    return 1 / (1 / exact).limit_denominator(RESAMPLE_MAX_TERM)  # down < up: bound up
 
 
 def _resampled(blocks: Iterator[np.ndarray], rate: int, block_frames: int) -> Iterator[np.ndarray]:
@@ -57,8 +106,12 @@ def _resampled(blocks: Iterator[np.ndarray], rate: int, block_frames: int) -> It
     if rate == SAMPLE_RATE:
         yield from blocks
         return
-    down = rate // np.gcd(rate, SAMPLE_RATE)
-    halo = -(-int(RESAMPLE_HALO_SECONDS * rate) // down) * down
+    ratio = resample_ratio(rate)
+    up, down = ratio.numerator, ratio.denominator
+    # Input samples either side of a block: more than the FIR's half-length, so each block's
+    # output equals a whole-buffer resample (a multiple of `down`, to keep the phase).
+    support = math.ceil((RESAMPLE_ZERO_CROSSINGS * max(up, down) + down) / up)
+    halo = -(-support // down) * down
     step = max(down, block_frames // down * down)
     buffer = np.zeros(0, np.float32)
     start = 0  # input index of buffer[0]
@@ -77,9 +130,10 @@ def _resampled(blocks: Iterator[np.ndarray], rate: int, block_frames: int) -> It
         stop = end if exhausted else done + step
         left = max(start, done - halo)
         segment = buffer[left - start : min(end, stop + halo) - start]
-        out = np.asarray(resample_audio(segment, rate, SAMPLE_RATE), dtype=np.float32)
-        first = (done - left) * SAMPLE_RATE // rate
-        last = first + -(-(stop - done) * SAMPLE_RATE // rate)
+        # mlx-audio reduces the rates it is given: (down, up) resamples by exactly up/down.
+        out = np.asarray(resample_audio(segment, down, up), dtype=np.float32)
+        first = (done - left) * up // down
+        last = first + -(-(stop - done) * up // down)
         yield out[first:last]
         done = stop
         keep = max(start, done - halo)
@@ -87,11 +141,20 @@ def _resampled(blocks: Iterator[np.ndarray], rate: int, block_frames: int) -> It
 
 
 class AudioStream:
-    """One source as 16 kHz mono float32 blocks; `duration` (seconds) when known up front."""
+    """One source as 16 kHz mono float32 blocks; `duration` (seconds) when known up front.
 
-    def __init__(self, source: AudioSource, sample_rate: int = SAMPLE_RATE, block_seconds: float = BLOCK_SECONDS):
+    A file that decodes to less than its container declares (truncated, or damaged part way)
+    is an error; with `allow_partial=True` the part that decodes is used and `warnings` says
+    what was missing.
+    """
+
+    def __init__(self, source: AudioSource, sample_rate: int = SAMPLE_RATE, block_seconds: float = BLOCK_SECONDS,
+                 allow_partial: bool = False):
         self.name = str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
         self.block_frames = max(1, int(block_seconds * SAMPLE_RATE))
+        self.allow_partial = allow_partial
+        self.warnings: List[str] = []
+        self._ogg_complete = True
         if isinstance(source, (str, os.PathLike)):
             self._open_path(Path(source))
         elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -109,8 +172,7 @@ class AudioStream:
         samples = np.asarray(source)
         if samples.ndim != 1:
             raise ValueError(f"each clip must be a 1-D array of samples, got shape {samples.shape}")
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        sample_rate = check_sample_rate(sample_rate)
         samples = check_samples(scale_to_float(samples))
         self.rate, self.declared_frames, self._format = sample_rate, len(samples), "array"
         self._samples = samples
@@ -124,14 +186,24 @@ class AudioStream:
             raise ValueError(f"{path}: empty file (0 bytes)")
         import miniaudio
 
-        self._path, self._data = path, None
+        self._path, self._data = self._encodable_name(path), None
         try:
-            info = miniaudio.get_file_info(str(path))
+            info = miniaudio.get_file_info(self._path)
         except miniaudio.DecodeError:
-            return self._open_other(path)
-        self._set_info(info)
-        if self._format == "wav":
-            self.declared_frames = _wav_header_frames(path) or self.declared_frames
+            return self._open_other(Path(self._path))  # the plain name, for the same reason
+        self._set_info(info, path)
+
+    def _encodable_name(self, path: Path) -> str:
+        """A name miniaudio can open: it encodes names strictly, so a file name with bytes that are
+        not UTF-8 is reached through a symlink with a plain name (and the same extension)."""
+        try:
+            str(path).encode(sys.getfilesystemencoding())
+            return str(path)
+        except UnicodeEncodeError:
+            self._link_folder = tempfile.TemporaryDirectory(prefix="mlx_audio_lid-")  # removed with the stream
+            link = Path(self._link_folder.name) / ("audio" + path.suffix.encode("ascii", "replace").decode())
+            os.symlink(os.fsencode(path.resolve()), os.fsencode(link))
+            return str(link)
 
     def _open_bytes(self, data: bytes) -> None:
         if not data:
@@ -144,17 +216,19 @@ class AudioStream:
                 info = getattr(miniaudio, f"{fmt}_get_info")(data)
             except miniaudio.DecodeError:
                 continue
-            self._set_info(info)
-            if fmt == "wav":
-                self.declared_frames = _wav_header_frames(io.BytesIO(data)) or self.declared_frames
+            self._set_info(info, data)
             return
         self._open_other(data)
 
-    def _set_info(self, info) -> None:
+    def _set_info(self, info, source: Union[Path, bytes]) -> None:
+        """Format, rate and the frame count the container declares (miniaudio's is what it found)."""
         self._format = info.file_format.name.lower()
-        self.rate, self.declared_frames = info.sample_rate, info.num_frames
-        if not self.rate:
-            raise ValueError(f"{self.name}: the file declares no sample rate")
+        self.rate = check_sample_rate(info.sample_rate, f"{self.name}: the sample rate in the file's header")
+        self.declared_frames = info.num_frames
+        if self._format == "wav":
+            self.declared_frames = wav_declared_frames(source) or self.declared_frames
+        elif self._format == "vorbis":
+            self._ogg_complete = ogg_is_complete(source)
 
     def _open_other(self, source: Union[Path, bytes]) -> None:
         """Containers miniaudio does not read: mlx-audio's reader (ffmpeg), whole file."""
@@ -173,7 +247,8 @@ class AudioStream:
             ) from None
         if samples.ndim == 2:
             samples = samples.mean(axis=1)  # down-mix channels
-        self.rate, self.declared_frames, self._format = rate, len(samples), "ffmpeg"
+        self.rate = check_sample_rate(rate, f"{self.name}: the sample rate in the file's header")
+        self.declared_frames, self._format = len(samples), "ffmpeg"
         self._samples = check_samples(samples.astype(np.float32, copy=False))
 
     # -- blocks ----------------------------------------------------------------------------
@@ -191,25 +266,35 @@ class AudioStream:
 
         settings = dict(output_format=miniaudio.SampleFormat.FLOAT32, nchannels=1,  # miniaudio averages channels
                         sample_rate=self.rate, frames_to_read=native_frames)
-        if self._data is not None:
-            stream = miniaudio.stream_memory(self._data, **settings)
-        else:
-            stream = miniaudio.stream_file(str(self._path), **settings)
-        decoded = 0
+        try:  # miniaudio opens the decoder here, and can refuse a header its probe accepted
+            if self._data is not None:
+                stream = miniaudio.stream_memory(self._data, **settings)
+            else:
+                stream = miniaudio.stream_file(self._path, **settings)
+        except miniaudio.DecodeError as error:
+            raise ValueError(f"{self.name}: not audio that can be decoded: its header is damaged ({error})") from None
+        decoded, problem = 0, None
         try:
             for block in stream:
                 samples = check_samples(np.frombuffer(block, dtype=np.float32))
                 decoded += len(samples)
                 yield samples
         except miniaudio.DecodeError as error:
-            raise ValueError(f"{self.name}: the audio data is damaged ({error})") from None
+            problem = f"the audio data is damaged after {decoded / self.rate:.2f} s ({error})"
         finally:
             stream.close()
-        if self.declared_frames - decoded > TRUNCATION_TOLERANCE_SECONDS * self.rate:
-            raise ValueError(
-                f"{self.name}: truncated file: its header promises {self.declared_frames / self.rate:.2f} s "
-                f"but the audio stops at {decoded / self.rate:.2f} s (re-download or re-encode it)"
-            )
+        tolerance = 0 if self._format in EXACT_LENGTH_FORMATS else TRUNCATION_TOLERANCE_SECONDS * self.rate
+        if problem is None and self.declared_frames - decoded > tolerance:
+            problem = (f"truncated file: its header promises {self.declared_frames / self.rate:.2f} s "
+                       f"but the audio stops at {decoded / self.rate:.2f} s")
+        if problem is None and not self._ogg_complete:
+            problem = f"truncated file: the Ogg stream stops at {decoded / self.rate:.2f} s without its last page"
+        if problem is None:
+            return
+        if not self.allow_partial:
+            raise ValueError(f"{self.name}: {problem} (re-download or re-encode it, or pass allow_partial=True "
+                             "/ --allow-partial to use the part that decodes)")
+        self.warnings.append(f"{problem}; only the part that decodes was used")
 
     def blocks(self) -> Iterator[np.ndarray]:
         """16 kHz mono float32 blocks of about `block_seconds` each."""
@@ -217,18 +302,9 @@ class AudioStream:
         return _resampled(self._native_blocks(), self.rate, native_frames)
 
 
-def _wav_header_frames(file) -> Optional[int]:
-    """Frames a PCM WAV's data chunk claims (miniaudio counts what is present instead)."""
-    try:
-        with wave.open(file if not isinstance(file, Path) else str(file)) as reader:
-            return reader.getnframes()
-    except (wave.Error, EOFError, OSError):
-        return None  # not plain PCM (e.g. float WAV): no truncation check
-
-
-def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE) -> Tuple[np.ndarray, float]:
+def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE, allow_partial: bool = False) -> Tuple[np.ndarray, float]:
     """A whole source as one 16 kHz mono float32 array, and its duration in seconds."""
-    stream = AudioStream(source, sample_rate)
+    stream = AudioStream(source, sample_rate, allow_partial=allow_partial)
     blocks = list(stream.blocks())
     samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     return samples, len(samples) / SAMPLE_RATE

@@ -1,4 +1,4 @@
-"""Model cards: `model_cards/<model_type>.md` rendered into a converted folder's README.md.
+"""Model cards: the family's template (`models/<family>/card.md`) rendered into a converted folder's README.md.
 
 The front matter is written by huggingface_hub's `ModelCardData` (library, license inherited
 from the source, base model, tags, pipeline tag); the body gives usage with mlx-audio and with
@@ -15,27 +15,21 @@ import mlx.core as mx
 from huggingface_hub import ModelCardData
 from huggingface_hub.repocard import metadata_load
 
+from . import registry
 from .labels import LanguageInfo
-
-TEMPLATES = Path(__file__).parent / "model_cards"
-# The licenses of the only published checkpoints of each family, for sources whose folder
-# carries no README.md front matter to inherit from (local copies without their card).
-FAMILY_LICENSES = {"wav2vec_cls": "cc-by-nc-4.0", "ecapa_lid": "apache-2.0", "whisper_lid": "mit"}
-FAMILY_TAGS = {"wav2vec_cls": ["wav2vec2", "mms"], "ecapa_lid": ["ecapa-tdnn", "speechbrain"], "whisper_lid": ["whisper"]}
-FAMILY_CARDS = {"whisper_lid": Path(__file__).parent / "models" / "whisper_lid" / "card.md"}  # issue 9 moves every card there
 
 
 def source_license(source: Path, model_type: str) -> str:
-    """The source card's `license`, else the family's published license."""
+    """The source card's `license`, else the family's (a local copy without its card)."""
     card = source / "README.md"
     metadata = metadata_load(card) if card.exists() else None
-    return (metadata or {}).get("license") or FAMILY_LICENSES[model_type]
+    return (metadata or {}).get("license") or registry.family(model_type).license
 
 
 def front_matter(config: dict, license: str) -> str:
     conversion = config["conversion"]
     tags = ["mlx", "mlx-audio", "mlx-audio-lid", "audio-classification", "language-identification", "speech"]
-    tags += FAMILY_TAGS[config["model_type"]]
+    tags += list(registry.family(config["model_type"]).tags)
     extra = {}
     if "quantization" in config:
         tags.append(f"{config['quantization']['bits']}-bit")
@@ -113,7 +107,8 @@ def write_card(
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     base = conversion.get("base_model")
     named = base or conversion["source"] or conversion["source_folder"]
-    text = Template(FAMILY_CARDS.get(config["model_type"], TEMPLATES / f"{config['model_type']}.md").read_text(encoding="utf-8")).substitute(
+    template = registry.family(config["model_type"]).card_template
+    text = Template(template.read_text(encoding="utf-8")).substitute(
         front_matter=front_matter(config, license).strip(),
         repo_id=repo_id,
         base_model=base or "the original",

@@ -45,7 +45,7 @@ def _find_name(name: str) -> Optional[langcodes.Language]:
         return None
 
 
-def _describe(label: str, given_name: Optional[str]) -> LanguageInfo:
+def _language_info(label: str, given_name: Optional[str]) -> LanguageInfo:
     if _parse_code(label) is not None:
         # ISO 639-3 from the code as written: normalising first would turn `tl` into `fil`.
         code = langcodes.Language.get(label, normalize=False).to_alpha3()
@@ -59,13 +59,20 @@ def _describe(label: str, given_name: Optional[str]) -> LanguageInfo:
 def describe_labels(labels: Sequence[str], names: Optional[Sequence[str]] = None) -> Dict[str, LanguageInfo]:
     """Every label -> LanguageInfo. `names` are the model's English names, where it has them."""
     names = names or [None] * len(labels)
-    return {label: _describe(label, name) for label, name in zip(labels, names)}
+    return {label: _language_info(label, name) for label, name in zip(labels, names)}
 
 
 def model_languages(model) -> Dict[str, LanguageInfo]:
-    """The model's labels described; VoxLingua107 models carry their names in `config.label_names`."""
-    names = getattr(getattr(model, "config", None), "label_names", None)
-    return describe_labels(tuple(model.labels), tuple(names) if names else None)
+    """The model's labels described, with the English names its checkpoint gives (`label_names`)."""
+    names = tuple(model.label_names)
+    return describe_labels(tuple(model.labels), names if any(names) else None)
+
+
+def describe(label: str, languages: Dict[str, LanguageInfo]) -> LanguageInfo:
+    """A label of the model, or "und" (no answer), as code and name."""
+    if label in languages:
+        return languages[label]
+    return LanguageInfo(label, UNDETERMINED, UNDETERMINED_NAME if label == UNDETERMINED else label)
 
 
 def _key(language: langcodes.Language, macro: bool) -> str:
@@ -93,7 +100,9 @@ def candidate_indices(model, languages: Union[None, str, Iterable[str]]) -> Opti
     """
     if languages is None:
         return None
-    terms = [t for t in languages.split(",")] if isinstance(languages, str) else list(languages)
+    terms = languages.split(",") if isinstance(languages, str) else list(languages) if isinstance(languages, Iterable) else None
+    if terms is None or not all(isinstance(t, str) for t in terms):
+        raise ValueError(f"languages must be a string such as 'en,ru' or a list of strings, got {languages!r}")
     terms = [t.strip() for t in terms if t.strip()]
     if not terms:
         raise ValueError("languages is empty: name at least one candidate language, or leave it out")

@@ -1,109 +1,52 @@
-"""Source layouts -> model: converted MLX folders and the checkpoints as their authors publish them.
+"""Source folders -> model: converted MLX folders, and the checkpoints as their authors publish them.
 
-Layouts understood:
-- an MLX folder written by `convert` (`config.json` with a `model_type` of this package);
-- a transformers checkpoint (`config.json` naming `Wav2Vec2ForSequenceClassification`,
-  `model.safetensors`, `preprocessor_config.json`), e.g. facebook/mms-lid-256;
-- a SpeechBrain folder (`hyperparams.yaml`, `embedding_model.ckpt`, `classifier.ckpt`,
-  `label_encoder.txt`), e.g. speechbrain/lang-id-voxlingua107-ecapa.
+A folder whose `config.json` names one of this package's model types is an MLX folder written
+by `convert`; any other folder is read by the first family whose `recognise` accepts it
+(`registry.FAMILIES`: a transformers MMS-LID checkpoint, a SpeechBrain folder, ...).
 """
 
-import json
-import logging
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import mlx.core as mx
-from mlx_audio.utils import apply_quantization, get_model_path
+from mlx_audio.utils import apply_quantization
 
+from . import readers, registry
 from .models.base import LanguageIdModel
-from .registry import MODEL_TYPES, model_module
-from .models.whisper_lid import source as whisper_source
-from .speechbrain_folder import read_speechbrain
+from .readers import Weights
 
-logger = logging.getLogger(__name__)
-
-# What to fetch from the Hub for any supported layout (never pytorch_model.bin: safetensors suffice),
-# and the card, whose license a conversion inherits.
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.yaml", "*.ckpt", "*.txt", "README.md", "model.bin", "weights.npz"]
-TRANSFORMERS_ARCHITECTURES = {"Wav2Vec2ForSequenceClassification": "wav2vec_cls"}
-
-Weights = Dict[str, mx.array]
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 
 
 def resolve_folder(path_or_hf_repo: Union[str, Path], revision: Optional[str] = None) -> Path:
-    """A local folder, or a Hub repo id downloaded to the local cache."""
-    folder = get_model_path(str(path_or_hf_repo), revision=revision, allow_patterns=HUB_PATTERNS)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    return folder
-
-
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _read_safetensors(folder: Path) -> Weights:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors weights in {folder}")
-    weights: Weights = {}
-    for file in files:
-        weights.update(mx.load(str(file)))
-    return weights
-
-
-def read_transformers(folder: Path, config: dict) -> Tuple[dict, Weights]:
-    """A transformers Wav2Vec2ForSequenceClassification checkpoint -> (our config, its weights)."""
-    weights = _read_safetensors(folder)
-    config = dict(config, model_type="wav2vec_cls")
-    preprocessor = folder / "preprocessor_config.json"
-    if preprocessor.exists():
-        settings = _read_json(preprocessor)
-        config["do_normalize"] = settings.get("do_normalize", True)
-        config["sampling_rate"] = settings.get("sampling_rate", 16000)
-    if config.get("adapter_attn_dim") and not any(".adapter_layer." in k for k in weights):
-        logger.warning(
-            "config sets adapter_attn_dim=%s but the checkpoint has no adapter_layer weights: "
-            "building the model without attention adapters", config["adapter_attn_dim"],
-        )
-        config["adapter_attn_dim"] = None
-    return config, weights
+    """A local folder, or a Hub repo id downloaded to the local cache (every family's files)."""
+    return readers.resolve_folder(path_or_hf_repo, revision, registry.hub_patterns())
 
 
 def read_source(folder: Path) -> Tuple[dict, Weights]:
     """Recognise the folder's layout -> (config dict with our model_type, raw weights)."""
-    if whisper_source.recognise(folder):
-        return whisper_source.read(folder)
     config_file = folder / "config.json"
     if config_file.exists():
-        config = _read_json(config_file)
-        if config.get("model_type") in MODEL_TYPES:
-            return config, _read_safetensors(folder)
-        for architecture in config.get("architectures") or []:
-            if architecture in TRANSFORMERS_ARCHITECTURES:
-                return read_transformers(folder, config)
-        named = config.get("architectures") or config.get("model_type")
-        raise ValueError(
-            f"{folder} holds a {named!r} model, which is not supported. Supported: MLX folders "
-            f"with model_type {sorted(MODEL_TYPES)}, transformers checkpoints with architectures "
-            f"{sorted(TRANSFORMERS_ARCHITECTURES)}"
-        )
-    if (folder / "hyperparams.yaml").exists():
-        return read_speechbrain(folder)
+        config = readers.read_json(config_file)
+        if config.get("model_type") in registry.model_types():
+            return config, readers.read_safetensors(folder)
+    for family in registry.FAMILIES:
+        if family.recognise(folder):
+            return family.read(folder)
+    named = ""
+    if config_file.exists():
+        named = f" (its config.json names {config.get('architectures') or config.get('model_type')!r}, not supported)"
+    layouts = "; ".join(f.layouts or f.model_type for f in registry.FAMILIES)
     raise ValueError(
-        f"{folder} holds no supported model: expected an MLX folder made by mlx_audio_lid.convert "
-        "(config.json), a transformers checkpoint (config.json) or a SpeechBrain folder "
-        "(hyperparams.yaml, embedding_model.ckpt, classifier.ckpt, label_encoder.txt)"
+        f"{folder} holds no supported model{named}. Supported: an MLX folder made by mlx_audio_lid.convert "
+        f"(config.json with model_type {', '.join(registry.model_types())}); {layouts}"
     )
 
 
 def build_model(config: dict, weights: Weights, strict: bool = True) -> LanguageIdModel:
     """Construct the model for `config` and load `weights` into it, refusing any gap."""
-    module = model_module(config["model_type"])
-    model = module.Model(module.ModelConfig.from_dict(config))
+    package = registry.family(config["model_type"]).package
+    model = package.Model(package.ModelConfig.from_dict(config))
     weights = model.sanitize(weights)
     apply_quantization(model, config, weights, getattr(model, "model_quant_predicate", None))
     model.load_weights(list(weights.items()), strict=strict)
@@ -136,4 +79,3 @@ def load(
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)} or 'auto'")
         model.set_dtype(DTYPES[dtype])
     return model
-

@@ -1,5 +1,5 @@
 """Sources for the conversion tests, in the published layouts: tiny MMS-LID checkpoints saved by
-transformers (reference_mms.py) and the committed SpeechBrain ECAPA folders (tests/fixtures/ecapa).
+transformers (references/mms.py) and the committed SpeechBrain ECAPA folders (tests/fixtures/ecapa).
 
 The MMS-LID ones downsample 320x like the real conv stack, so a 2 s probe window is 100 frames
 and every conversion of one takes well under a second.
@@ -8,8 +8,8 @@ and every conversion of one takes well under a second.
 import shutil
 from pathlib import Path
 
-import reference_ecapa
-import reference_mms
+from references import ecapa as reference_ecapa
+from references import mms as reference_mms
 
 ECAPA = {
     "speechbrain/lang-id-voxlingua107-ecapa": reference_ecapa.FIXTURES / "voxlingua107_tiny",

@@ -13,7 +13,7 @@ import soundfile
 
 from mlx_audio_lid import cli
 
-import reference_ecapa
+from references import ecapa as reference_ecapa
 import speech
 
 MODEL = str(reference_ecapa.FIXTURES / "voxlingua107_tiny")  # a SpeechBrain folder, as published
@@ -167,3 +167,31 @@ def test_convert_then_an_mlx_folder_through_python_m_answers_like_the_source_fol
     )
     assert done.returncode == 0, done.stderr
     assert run(capsys, str(folder / "en.wav"), "--model", MODEL, "--format", "json")[1] == done.stdout
+
+
+@pytest.mark.parametrize("argv, status", [
+    (["--help"], 0), (["identify", "--help"], 0), (["identify"], 2),
+    (["identify", "a.wav", "--top-k", "many"], 2), (["identify", "a.wav", "--format", "xml"], 2),
+    (["serve", "--help"], 0), (["serve", "--port", "x"], 2), (["corpus", "--help"], 0), (["corpus", "a.wav"], 2),
+])
+def test_help_and_argument_errors_come_before_any_model_code(argv, status):
+    """Nothing of MLX, mlx-audio, torch or transformers is imported to answer these (README "Start-up")."""
+    code = (
+        "import sys\nfrom mlx_audio_lid import cli\n"
+        "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit as stop:\n    print(stop.code)\n"
+        "heavy = {'mlx', 'mlx_audio', 'torch', 'transformers', 'scipy'}\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] == 'mlx'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split("\n")[-3:-1] == [str(status), "[]"], done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_the_default_model_is_voxlingua107_ecapa_from_the_hub(capsys, folder, monkeypatch, tmp_path):
+    """Without --model the CLI asks the Hub for SpeechBrain's VoxLingua107 ECAPA (offline here: an empty cache)."""
+    from huggingface_hub import constants  # read when a download is asked for, not only at import
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code, out, err = run(capsys, str(folder / "en.wav"))
+    assert code == 2 and out == ""
+    assert "'speechbrain/lang-id-voxlingua107-ecapa'" in err and "--model path/to/folder" in err

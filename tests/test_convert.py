@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten
 
 import mlx_audio_lid as lid
 from mlx_audio_lid import cli, fidelity, quantization
-from mlx_audio_lid.convert import FidelityError, main
+from mlx_audio_lid.converter import FidelityError, main
 
 import conversion_sources as sources
 

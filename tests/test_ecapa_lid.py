@@ -10,16 +10,14 @@ Tolerances, float32, measured on these fixtures (README "Fidelity"):
 """
 
 import mlx.core as mx
-import mlx_audio.lid
 import numpy as np
 import pytest
 
 import mlx_audio_lid as lid
-from mlx_audio_lid.features import speechbrain_fbank
-from mlx_audio_lid.identify import pad_batch
-from mlx_audio_lid.models import ecapa_lid
+from mlx_audio_lid.models.ecapa_lid.fbank import speechbrain_fbank
+from mlx_audio_lid.identification import pad_batch
 
-import reference_ecapa as ref
+from references import ecapa as ref
 
 FBANK_DB_TOLERANCE = 1e-3
 EMBEDDING_TOLERANCE = 5e-5
@@ -95,57 +93,56 @@ def test_outputs_are_informative(loaded):
     assert max(p.probability for p in probabilities) > 0.9
 
 
-def test_padded_batch_equals_each_clip_alone(loaded):
+def test_a_padded_batch_gives_each_clip_speechbrains_answer_alone(loaded):
+    """SpeechBrain's own batch is not padding-invariant (its convs see the padding); this port's is."""
     model_name, model = loaded
-    clips = [ref.clip(name) for name in ref.clip_names()]
-    waveforms, lengths = pad_batch(clips)
-    batched = np.array(model.embed(waveforms, lengths))
-    single = np.stack([np.array(model.embed(mx.array(c)[None]))[0] for c in clips])
-    # An optimized BLAS blocks a batch's matmuls differently from a single clip's, so the two
-    # agree to float32 rounding (~1e-6 here), not bit for bit (MLX's reference BLAS: 0.0).
-    assert np.abs(batched - single).max() <= BATCH_TOLERANCE / 10
-    batched_out = np.array(model(waveforms, lengths))
-    single_out = np.stack([np.array(model(mx.array(c)[None]))[0] for c in clips])
-    # This fixture's VoxLingua107 head multiplies embedding differences by ~100 (module docstring).
-    assert np.abs(batched_out - single_out).max() <= (5 if model.config.classifier == "xvector" else 1) * BATCH_TOLERANCE
-    # SpeechBrain's own batch is not padding-invariant: its convs see the padding.
-    speechbrain_batch = ref.reference()[f"{model_name}/batch/logits"]
+    waveforms, lengths = pad_batch([ref.clip(name) for name in ref.clip_names()])
+    batched = np.array(model(waveforms, lengths)).astype(np.float64)
     speechbrain_alone = np.stack([ref.recorded(model_name, n, "logits") for n in ref.clip_names()])
+    if model.config.classifier == "xvector":
+        assert np.abs(batched - speechbrain_alone).max() <= LOGPROB_TOLERANCE
+    else:
+        assert np.abs(batched / model.config.cosine_scale - speechbrain_alone).max() <= COSINE_TOLERANCE
+    speechbrain_batch = ref.reference()[f"{model_name}/batch/logits"]
     assert np.abs(speechbrain_batch - speechbrain_alone).max() > 100 * BATCH_TOLERANCE
 
 
-def test_embed_api(loaded):
+def speechbrain_probabilities(model, model_name, name):
+    """softmax of what SpeechBrain's classify_batch returned for the clip alone (30 x cos for CommonLanguage)."""
+    out = ref.recorded(model_name, name, "logits").astype(np.float64)
+    out = out * model.config.cosine_scale if model.config.classifier == "cosine" else out
+    return out - out.max() - np.log(np.exp(out - out.max()).sum())
+
+
+def test_identify_gives_speechbrains_answer_for_each_clip(loaded):
+    """identify's defaults run these 1-5.5 s clips whole (ECAPA: up to 60 s), as classify_batch does."""
     model_name, model = loaded
-    clips = [ref.clip(name) for name in ref.clip_names()]
-    vectors = lid.embed(model, clips, batch_size=4)
-    assert vectors.shape == (len(clips), model.config.lin_neurons)
-    one = lid.embed(model, clips[0])
-    assert one.shape == (model.config.lin_neurons,)
-    assert np.abs(vectors[0] - one).max() <= BATCH_TOLERANCE
+    for name in ref.clip_names():
+        expected = speechbrain_probabilities(model, model_name, name)
+        prediction = lid.identify(model, ref.clip(name))
+        got = np.array([prediction.probs[label] for label in model.labels])
+        assert np.abs(got - np.exp(expected)).max() <= PROBABILITY_TOLERANCE, name
+        shown = expected > -200  # below, float64 probabilities underflow
+        scale = model.config.cosine_scale if model.config.classifier == "cosine" else 1.0
+        bound = scale * COSINE_TOLERANCE if model.config.classifier == "cosine" else LOGPROB_TOLERANCE
+        assert np.abs(np.log(got[shown]) - expected[shown]).max() <= bound, name
+        assert prediction.language == model.labels[int(expected.argmax())], name
+    # Guards the test: 3 s windows (the old default) give another answer on the longest clip.
+    windowed = lid.identify(model, ref.clip("es"), max_whole=0)
+    expected = np.exp(speechbrain_probabilities(model, model_name, "es"))
+    assert np.abs(np.array([windowed.probs[label] for label in model.labels]) - expected).max() > 100 * PROBABILITY_TOLERANCE
 
 
-def test_labels_keep_code_and_name():
-    vox = lid.load(ref.FIXTURES / "voxlingua107_tiny")
-    assert len(vox.labels) == 107
-    assert vox.labels[vox.labels.index("en")] == "en"
-    assert vox.config.label_names[vox.labels.index("en")] == "English"
-    assert {"iw", "jw"} <= set(vox.labels)  # VoxLingua107's legacy codes are kept as the model's labels
-    common = lid.load(ref.FIXTURES / "commonlanguage_tiny")
-    assert len(common.labels) == 45 and "German" in common.labels
-
-
-def test_convert_then_load_with_both_loaders(tmp_path):
-    for model_name in ref.MODELS:
-        folder = lid.convert(ref.FIXTURES / model_name, tmp_path / model_name)
-        clip = alone(None, "fr")
-        direct = np.array(lid.load(ref.FIXTURES / model_name)(clip))
-        for model in (lid.load(folder), mlx_audio.lid.load(str(folder))):
-            assert isinstance(model, ecapa_lid.Model)
-            assert np.abs(np.array(model(clip)) - direct).max() == 0.0
-
-
-def test_min_length(loaded):
+@pytest.mark.parametrize("seconds", [12.0, 30.0, 60.0])
+def test_identify_runs_up_to_60_s_whole(loaded, seconds):
+    """Past the fixtures' lengths: identify equals the network's one pass over the whole clip
+    (which benchmarks/parity_ecapa.py compares with SpeechBrain at full size on 1-60 s clips)."""
     _, model = loaded
-    with pytest.raises(ValueError, match="shorter than this model's minimum"):
-        model(mx.zeros((1, model.min_samples - 1)))
-    assert np.isfinite(np.array(model(mx.random.normal((1, model.min_samples))))).all()
+    recording = np.tile(np.concatenate([ref.clip(name) for name in ref.clip_names()]), 4)[: int(seconds * 16000)]
+    logits = np.array(model(mx.array(recording)[None]), np.float64)[0]
+    whole = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    prediction = lid.identify(model, recording)
+    assert np.abs(np.array([prediction.probs[label] for label in model.labels]) - whole).max() <= 1e-6
+    if seconds == 60.0:  # half a second past max_whole: windows, another answer
+        longer = lid.identify(model, np.concatenate([recording, recording[:8000]]))
+        assert max(abs(longer.probs[label] - prediction.probs[label]) for label in model.labels) > 1e-3

@@ -6,7 +6,9 @@ import pytest
 
 import mlx_audio_lid as lid
 
-import reference_mms as ref
+from references import ecapa as reference_ecapa
+from references import mms as ref
+from references.signals import speechlike_clips
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def model_and_reference(tmp_path_factory):
 
 def test_single_clip_gives_one_prediction(model_and_reference):
     model, reference = model_and_reference
-    clip = ref.speechlike_clips([8000])[0]
+    clip = speechlike_clips([8000])[0]
     prediction = lid.identify(model, clip, top_k=3)
     assert isinstance(prediction, lid.LanguagePrediction)
     expected = np.exp(ref.reference_logits(reference, [clip])[0])
@@ -33,7 +35,7 @@ def test_single_clip_gives_one_prediction(model_and_reference):
 
 def test_list_of_clips_keeps_order_and_equals_alone(model_and_reference):
     model, _ = model_and_reference
-    clips = ref.speechlike_clips([4000, 16000, 7000, 11000, 5000], seed=3)
+    clips = speechlike_clips([4000, 16000, 7000, 11000, 5000], seed=3)
     together = lid.identify(model, clips, batch_size=2)
     assert isinstance(together, list) and len(together) == len(clips)
     for clip, prediction in zip(clips, together):
@@ -44,7 +46,7 @@ def test_list_of_clips_keeps_order_and_equals_alone(model_and_reference):
 
 def test_other_sample_rates_are_resampled(model_and_reference):
     model, _ = model_and_reference
-    clip_16k = ref.speechlike_clips([16000])[0]
+    clip_16k = speechlike_clips([16000])[0]
     clip_8k = clip_16k[::2].copy()
     prediction = lid.identify(model, clip_8k, sample_rate=8000)
     assert set(prediction.probs) == set(ref.LANGUAGES)
@@ -70,3 +72,13 @@ def test_predict_refuses_batches(model_and_reference):
     model, _ = model_and_reference
     with pytest.raises(ValueError, match="one clip"):
         model.predict(np.zeros((2, 8000), np.float32))
+
+
+def test_embed_gives_one_vector_per_clip_batched_as_alone():
+    model = lid.load(reference_ecapa.FIXTURES / "voxlingua107_tiny")
+    clips = [reference_ecapa.clip(name) for name in reference_ecapa.clip_names()]
+    vectors = lid.embed(model, clips, batch_size=4)
+    assert vectors.shape == (len(clips), model.config.lin_neurons)
+    one = lid.embed(model, clips[0])
+    assert one.shape == (model.config.lin_neurons,)
+    assert np.abs(vectors[0] - one).max() <= 1e-5

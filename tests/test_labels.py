@@ -6,8 +6,9 @@ import pytest
 import mlx_audio_lid as lid
 from mlx_audio_lid.labels import candidate_indices, describe_labels, parse_language
 
-import reference_ecapa
-import reference_mms as ref
+from references import ecapa as reference_ecapa
+from references import mms as ref
+from references.signals import speechlike_clips
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def _renormalised(full, labels):
 
 @pytest.mark.parametrize("languages", [["en", "ru", "de"], "eng,rus,deu", ["English", "Russian", "German"]])
 def test_candidates_renormalise_iso_639_3_labels(mms, languages):
-    clip = ref.speechlike_clips([16000], seed=5)[0]
+    clip = speechlike_clips([16000], seed=5)[0]
     full = lid.identify(mms, clip)
     restricted = lid.identify(mms, clip, languages=languages)
     assert list(restricted.probs) == ["eng", "rus", "deu"]  # the model's label order

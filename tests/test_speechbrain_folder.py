@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import mlx_audio_lid as lid
-from mlx_audio_lid.speechbrain_folder import read_hyperparams, read_labels, split_label
+from mlx_audio_lid.models.ecapa_lid.source import read_hyperparams, read_labels, split_label
 
-import reference_ecapa as ref
+from references import ecapa as ref
 
 
 @pytest.fixture
@@ -96,3 +96,12 @@ def test_label_encoder_parsing(tmp_path):
     broken.write_text("'en: English' => 0\n'fr: French' => 2\n")
     with pytest.raises(ValueError, match="numbered 0..N-1"):
         read_labels(broken)
+
+
+def test_labels_keep_code_and_name():
+    vox = lid.load(ref.FIXTURES / "voxlingua107_tiny")
+    assert len(vox.labels) == 107
+    assert vox.label_names[vox.labels.index("en")] == "English"
+    assert {"iw", "jw"} <= set(vox.labels)  # VoxLingua107's legacy codes are kept as the model's labels
+    common = lid.load(ref.FIXTURES / "commonlanguage_tiny")
+    assert len(common.labels) == 45 and "German" in common.labels

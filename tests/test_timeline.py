@@ -1,4 +1,4 @@
-"""Windows, aggregation and timelines, on per-window answers the test controls.
+"""Whole passes, windows, aggregation and timelines, on answers the test controls.
 
 `ToneModel` honours the model contract but answers from the signal's pitch: a 300 Hz tone is
 "eng", a 700 Hz tone "deu". Recordings of tones and silences therefore have a known truth.
@@ -11,27 +11,30 @@ import numpy as np
 import pytest
 
 import mlx_audio_lid as lid
+from mlx_audio_lid import registry
 from mlx_audio_lid.models.base import LanguageIdModel
-from mlx_audio_lid.timeline import VAD_FRAME, Windower, aggregate, cells, timeline, window_sizes
+from mlx_audio_lid.timeline import Windower, cells, log_mean, timeline, window_sizes
+from mlx_audio_lid.vad import NoVoiceActivity, VoiceActivity
+from mlx_audio_lid.vad.energy import FRAME as VAD_FRAME
+from mlx_audio_lid.vad.energy import EnergyVAD
 
 RATE = 16000
 TONES = {"eng": 300.0, "deu": 700.0}
 
 
 class ToneModel(LanguageIdModel):
-    """logits = log of each label tone's energy share in the clip's valid samples."""
+    """embedding = each label tone's energy share in the clip's valid samples; logits = its log."""
+
+    labels = ["eng", "deu", "rus"]
+    min_samples = 400
+    max_samples = 10**9  # no single-pass limit for a tone detector
 
     def __init__(self, model_type: str = "ecapa_lid"):
         super().__init__()
-        self._labels = ["eng", "deu", "rus"]
-        self.config = SimpleNamespace(model_type=model_type)
+        self.config = SimpleNamespace(model_type=model_type, sample_rate=RATE)
         self.calls = []  # (batch, samples) of every call
 
-    @property
-    def min_samples(self) -> int:
-        return 400
-
-    def __call__(self, waveforms, lengths=None):
+    def embed_batch(self, waveforms, lengths, padded=True):
         self.calls.append(tuple(waveforms.shape))
         waves, lengths = np.array(waveforms), np.array(lengths)
         rows = []
@@ -39,8 +42,15 @@ class ToneModel(LanguageIdModel):
             t = np.arange(length) / RATE
             energy = [abs(np.dot(wave[:length], np.exp(-2j * np.pi * TONES[k] * t))) ** 2 for k in ("eng", "deu")]
             share = np.array(energy + [1e-3 * sum(energy)]) + 1e-12
-            rows.append(np.log(share / share.sum()))
+            rows.append(share / share.sum())
         return mx.array(np.array(rows, np.float32))
+
+    def classify(self, embeddings):
+        return mx.log(embeddings)
+
+
+ECAPA = registry.family("ecapa_lid")
+MMS = registry.family("wav2vec_cls")
 
 
 def tone(language: str, seconds: float) -> np.ndarray:
@@ -57,7 +67,7 @@ def silence(seconds: float) -> np.ndarray:
 @pytest.mark.parametrize("total, block", [(RATE * 10 + 123, 7000), (RATE * 2, 50000), (RATE * 3, RATE)])
 def test_windows_cover_the_recording_and_keep_memory_bounded(total, block):
     signal = np.arange(total, dtype=np.float32)
-    windower = Windower(window=3 * RATE, hop=RATE * 3 // 2, threshold_db=None)
+    windower = Windower(window=3 * RATE, hop=RATE * 3 // 2, vad=NoVoiceActivity())
     blocks = (signal[i : i + block] for i in range(0, total, block))
     spans = [(start, samples.copy()) for start, samples in windower.windows(blocks)]
     assert windower.total == total
@@ -70,17 +80,17 @@ def test_windows_cover_the_recording_and_keep_memory_bounded(total, block):
 
 
 def test_window_sizes_follow_the_family_and_refuse_gaps():
-    assert window_sizes("ecapa_lid", None, None) == (3 * RATE, RATE * 3 // 2)
-    assert window_sizes("wav2vec_cls", None, None) == (10 * RATE, 5 * RATE)
-    assert window_sizes("wav2vec_cls", 4.0, None) == (4 * RATE, 2 * RATE)  # hop follows the window
+    assert window_sizes(ECAPA) == (3 * RATE, RATE * 3 // 2)
+    assert window_sizes(MMS) == (10 * RATE, 5 * RATE)
+    assert window_sizes(MMS, 4.0) == (4 * RATE, 2 * RATE)  # hop follows the window
     with pytest.raises(ValueError, match="must not exceed"):
-        window_sizes("ecapa_lid", 2.0, 3.0)
+        window_sizes(ECAPA, 2.0, 3.0)
     with pytest.raises(ValueError, match="positive"):
-        window_sizes("ecapa_lid", 0.0, None)
+        window_sizes(ECAPA, 0.0)
 
 
 def test_vad_flags_frames_above_the_threshold():
-    windower = Windower(window=RATE, hop=RATE)
+    windower = Windower(window=RATE, hop=RATE, vad=EnergyVAD())
     list(windower.windows([np.concatenate([tone("eng", 1.0), silence(1.0), tone("eng", 0.5)])]))
     sound = windower.sound
     assert len(sound) == 2.5 * RATE / VAD_FRAME
@@ -98,10 +108,11 @@ def test_cells_tile_the_recording_between_window_centres():
     assert tiles[:, 0].tolist() == [0, 22.5, 37.5, 50]
 
 
-def test_aggregate_weights_windows_by_duration():
-    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
-    assert aggregate(probs, [3.0, 1.0]).tolist() == pytest.approx([0.725, 0.275])
-    assert aggregate(probs, [0.0, 0.0]).tolist() == pytest.approx([0.55, 0.45])
+def test_windows_are_averaged_weighted_by_speech():
+    log_probs = np.log([[0.9, 0.1], [0.2, 0.8]])
+    assert np.exp(log_mean(log_probs, [3.0, 1.0])).tolist() == pytest.approx([0.725, 0.275])
+    assert np.exp(log_mean(log_probs, [0.0, 0.0])).tolist() == pytest.approx([0.55, 0.45])
+    assert np.exp(log_mean(log_probs, [1.0, 0.0])).tolist() == pytest.approx([0.9, 0.1])
 
 
 def test_timeline_merges_same_language_and_breaks_at_gaps():
@@ -109,7 +120,8 @@ def test_timeline_merges_same_language_and_breaks_at_gaps():
     sound = np.ones(10 * frames_per_second, bool)
     sound[-frames_per_second:] = False  # the last second is silent
     tiles = np.array([[0, 2], [2, 4], [4, 6], [7, 9], [9, 10]], float) * RATE  # a skipped window at 6-7 s
-    found = timeline(tiles, ["eng", "eng", "deu", "deu", "deu"], [0.9, 0.7, 0.8, 0.6, 0.5], [2, 2, 2, 2, 0], sound)
+    found = timeline(tiles, ["eng", "eng", "deu", "deu", "deu"], [0.9, 0.7, 0.8, 0.6, 0.5], [2, 2, 2, 2, 0], sound,
+                     VAD_FRAME)
     assert [(s.start, s.end, s.language) for s in found] == [(0, 4, "eng"), (4, 6, "deu"), (7, 9, "deu")]
     assert found[0].probability == pytest.approx(0.8)
     assert found[2].probability == pytest.approx(0.6)  # the silent window carries no weight
@@ -117,7 +129,7 @@ def test_timeline_merges_same_language_and_breaks_at_gaps():
 
 def test_timeline_drops_silent_segments():
     sound = np.zeros(4 * RATE // VAD_FRAME, bool)
-    assert timeline(np.array([[0, 4 * RATE]], float), ["eng"], [0.9], [0.0], sound) == []
+    assert timeline(np.array([[0, 4 * RATE]], float), ["eng"], [0.9], [0.0], sound, VAD_FRAME) == []
 
 
 # -- identify end to end with answers we know ----------------------------------------------
@@ -125,7 +137,7 @@ def test_timeline_drops_silent_segments():
 def test_language_change_is_placed_within_one_hop():
     model = ToneModel()
     recording = np.concatenate([tone("eng", 10.0), tone("deu", 8.0)])
-    prediction = lid.identify(model, recording, segments=True)
+    prediction = lid.identify(model, recording, segments=True, max_whole=0)  # the answer from windows too
     languages = [(s.language, s.code, s.name) for s in prediction.segments]
     assert languages == [("eng", "eng", "English"), ("deu", "deu", "German")]
     assert abs(prediction.segments[0].end - 10.0) <= 1.5 and prediction.segments[1].start == prediction.segments[0].end
@@ -136,7 +148,7 @@ def test_language_change_is_placed_within_one_hop():
 def test_silence_produces_no_segment_and_no_model_call():
     model = ToneModel()
     recording = np.concatenate([tone("deu", 6.0), silence(9.0), tone("eng", 6.0)])
-    prediction = lid.identify(model, recording, segments=True)
+    prediction = lid.identify(model, recording, segments=True, max_whole=0)
     assert [s.language for s in prediction.segments] == ["deu", "eng"]
     deu, eng = prediction.segments
     assert abs(deu.end - 6.0) <= 1.5 and abs(eng.start - 15.0) <= 1.5
@@ -162,7 +174,7 @@ def test_weak_answers_become_und():
 
 def test_vad_off_runs_every_window():
     model = ToneModel()
-    lid.identify(model, np.concatenate([tone("eng", 3.0), silence(6.0)]), vad=False, batch_size=2)
+    lid.identify(model, np.concatenate([tone("eng", 3.0), silence(6.0)]), vad=False, batch_size=2, max_whole=0)
     assert sum(batch for batch, _ in model.calls) == 5  # starts 0, 1.5, 3, 4.5, 6 s
 
 
@@ -171,3 +183,104 @@ def test_windows_of_many_recordings_share_batches():
     predictions = lid.identify(model, [tone("eng", 1.0), tone("deu", 2.0), tone("eng", 0.5)], batch_size=4)
     assert [p.language for p in predictions] == ["eng", "deu", "eng"]
     assert len(model.calls) == 1 and model.calls[0][0] == 3
+
+
+# -- whole passes ----------------------------------------------------------------------------
+
+def full_table(model, clip):
+    """The model's own probabilities for the whole clip, one pass."""
+    logits = np.array(model(mx.array(clip)[None]), np.float64)[0]
+    return np.exp(logits) / np.exp(logits).sum()
+
+
+def test_a_recording_up_to_max_whole_runs_whole_in_one_pass():
+    model = ToneModel()
+    recording = np.concatenate([tone("eng", 7.0), tone("deu", 5.0)])  # 12 s: 7 windows of 3 s otherwise
+    prediction = lid.identify(model, recording)
+    assert model.calls == [(1, len(recording))]  # one pass over the whole recording
+    assert [prediction.probs[k] for k in model.labels] == pytest.approx(full_table(model, recording).tolist(), rel=1e-6)
+    longer = ToneModel()
+    lid.identify(longer, recording, max_whole=11.9)
+    assert all(samples == 3 * RATE for _, samples in longer.calls)  # windows, never the whole
+
+
+def test_max_whole_is_inclusive_and_refuses_negative():
+    model = ToneModel()
+    recording = tone("eng", 4.0)
+    lid.identify(model, recording, max_whole=4.0)
+    assert model.calls == [(1, 4 * RATE)]
+    with pytest.raises(ValueError, match="max_whole"):
+        lid.identify(model, recording, max_whole=-1)
+
+
+def test_segments_of_a_whole_recording_come_from_windows_its_answer_from_the_pass():
+    model = ToneModel()
+    recording = np.concatenate([tone("eng", 10.0), tone("deu", 8.0)])
+    prediction = lid.identify(model, recording, segments=True)
+    assert [s.language for s in prediction.segments] == ["eng", "deu"]
+    assert prediction.probs["eng"] == pytest.approx(full_table(model, recording)[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("max_whole", [None, 0], ids=["whole", "windows"])
+def test_kept_candidates_keep_their_full_table_ratio(max_whole):
+    model = ToneModel()
+    recording = np.concatenate([tone("eng", 5.0), tone("deu", 4.0) * 0.7])
+    full = lid.identify(model, recording, max_whole=max_whole)
+    kept = lid.identify(model, recording, max_whole=max_whole, languages="deu,rus")
+    assert list(kept.probs) == ["deu", "rus"] and sum(kept.probs.values()) == pytest.approx(1.0)
+    assert kept.probs["deu"] / kept.probs["rus"] == pytest.approx(full.probs["deu"] / full.probs["rus"], rel=1e-9)
+
+
+# -- voice activity --------------------------------------------------------------------------
+
+class EveryOtherSecond(VoiceActivity):
+    """A VAD the test controls: speech in even seconds only."""
+
+    frame = RATE // 10
+
+    def stream(self):
+        outer = self
+
+        class Stream:
+            seen = 0
+
+            def push(self, samples):
+                frames = (self.seen + len(samples)) // outer.frame - self.seen // outer.frame
+                first = self.seen // outer.frame
+                self.seen += len(samples)
+                return (np.arange(first, first + frames) // 10) % 2 == 0
+
+            def finish(self):
+                return np.zeros(int(self.seen % outer.frame > 0), bool)
+
+        return Stream()
+
+
+def test_another_vad_plugs_in():
+    prediction = lid.identify(ToneModel(), tone("eng", 6.0), vad=EveryOtherSecond(), segments=True)
+    assert prediction.speech == pytest.approx(3.0)
+    assert prediction.segments[0].start == 0 and prediction.segments[-1].end == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("vad, speech", [("energy", 3.0), (True, 3.0), (None, 9.0), (False, 9.0),
+                                         (EnergyVAD(threshold_db=-200.0), 9.0)])
+def test_vad_names_and_the_older_switch(vad, speech):
+    recording = np.concatenate([tone("eng", 3.0), silence(6.0)])
+    assert lid.identify(ToneModel(), recording, vad=vad).speech == pytest.approx(speech)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(vad="webrtc"), "vad must be one of 'energy'"),
+    (dict(vad=None, vad_threshold_db=-40.0), "needs vad='energy'"),
+])
+def test_bad_vad_settings_are_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        lid.identify(ToneModel(), tone("eng", 1.0), **options)
+
+
+def test_long_whole_passes_run_in_smaller_batches():
+    """A batch holds at most batch_size windows' worth of samples (8 x 3 s here), alone if need be."""
+    model = ToneModel()
+    lid.identify(model, [tone("eng", 10.0), tone("eng", 10.0), tone("deu", 20.0), tone("deu", 30.0), tone("eng", 2.0)])
+    # By length: 2 + 10 s pad to 2 x 10 s (20 s of samples); a third 10 s clip would make 30 s.
+    assert model.calls == [(2, 10 * RATE), (1, 10 * RATE), (1, 20 * RATE), (1, 30 * RATE)]

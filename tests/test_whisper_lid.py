@@ -13,14 +13,14 @@ from mlx.utils import tree_flatten
 from mlx_audio.stt.models.whisper.tokenizer import LANGUAGES
 
 import mlx_audio_lid as lid
-from mlx_audio_lid.identify import pad_batch
+from mlx_audio_lid.identification import pad_batch
 from mlx_audio_lid.labels import UNDETERMINED, describe_labels
 from mlx_audio_lid.masking import length_mask, masked_mean
 from mlx_audio_lid.models.whisper_lid import ModelConfig, detect_language, source
 from mlx_audio_lid.models.whisper_lid.features import encoder_input
 
-import reference_whisper as ref
-from reference_mms import speechlike_clips
+from references import whisper as ref
+from references.signals import speechlike_clips
 
 LENGTHS = [6_000, 64_000, 500_000]  # 0.4 s, 4 s and 31 s (past Whisper's 30 s: trimmed)
 
@@ -70,7 +70,7 @@ def logits(model, clips, batched=True):
 @pytest.mark.parametrize("layout", ["transformers", "ctranslate2", "mlx-safetensors", "mlx-npz", "openai"])
 def test_every_float_layout_gives_transformers_logits(layout, folders, tiny, clips):
     if layout == "openai":
-        pytest.importorskip("mlx_audio_lid.torch_checkpoint", reason="the torch-free .pt reader (issue 10) is not here yet")
+        pytest.importorskip("mlx_audio_lid.torch_checkpoint", reason="mlx_audio_lid.torch_checkpoint (the torch-free .pt reader) is not on this branch yet")
     model = lid.load(folders[layout])
     assert model.labels == list(LANGUAGES)[:99]
     expected = ref.reference_logits(tiny[0], clips)
@@ -119,6 +119,15 @@ def test_padded_batch_equals_each_clip_alone(folders, clips):
     embedded = np.array(model.embed(*pad_batch(clips)))
     alone = np.concatenate([np.array(model.embed(*pad_batch([c]))) for c in clips])
     np.testing.assert_allclose(embedded, alone, atol=1e-5, rtol=0)
+
+
+def test_fused_encoder_attention_equals_mlx_audios(folders, clips):
+    """The GPU's default path (MLX's fused attention), forced here on the CPU, against mlx-audio's own."""
+    model = lid.load(folders["ctranslate2"])
+    expected = logits(model, clips)
+    for block in model.encoder.blocks:
+        block.attn.fused = True
+    np.testing.assert_allclose(logits(model, clips), expected, atol=2e-5, rtol=0)
 
 
 def test_embed_is_the_mean_encoder_state_over_the_frames_the_clip_covers(folders, clips):

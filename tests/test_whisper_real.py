@@ -24,7 +24,7 @@ import soundfile as sf
 
 import mlx_audio_lid as lid
 from mlx_audio_lid import quantization
-from mlx_audio_lid.identify import pad_batch
+from mlx_audio_lid.identification import pad_batch
 
 SHARED = Path(os.environ.get("MLX_AUDIO_LID_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 REAL = SHARED / "real"

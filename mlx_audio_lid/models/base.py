@@ -1,16 +1,26 @@
-"""The contract both model families honour.
+"""The contract every model family honours, as an abstract base class.
 
 `model(waveforms, lengths) -> logits`: raw 16 kHz waveforms (B, T), zero-padded on the right,
 with each clip's valid length in samples; `softmax(logits)` are the language probabilities.
-`model.embed(waveforms, lengths)` gives the utterance embedding the classifier reads.
-Every clip in a padded batch gets exactly what it gets alone.
+`model.embed(waveforms, lengths)` gives the utterance embedding. Every clip in a padded batch
+gets what it gets alone. `config.sample_rate` is the rate the model takes (16000).
 """
 
+import abc
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten
+
+from ..audio import check_samples
+
+# The most memory one intermediate array of one clip's pass may take. Above it a single pass
+# fails or exhausts the machine (a 30-minute clip through MMS-LID asked for ~500 GB of attention
+# scores and was killed); each family turns this into its longest clip (`max_samples`).
+SINGLE_PASS_BYTES = 2 * 2**30
 
 
 def _shorten(keys: Sequence[str], limit: int = 8) -> str:
@@ -18,18 +28,50 @@ def _shorten(keys: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-class LanguageIdModel(nn.Module):
-    """Shared behaviour: strict weight loading, labels, and mlx-audio's `predict`."""
+class LanguageIdModel(nn.Module, abc.ABC):
+    """What a family implements (the abstract members) and what it gets: input checks, strict
+    weight loading and mlx-audio's `predict`."""
 
-    sample_rate: int = 16000
-
-    # Subclasses set `_labels` (the model's own label per logit, in logit order) and define
-    # `min_samples` (the shortest clip the network can answer for), `embed_batch(waveforms,
-    # lengths)` (embeddings from checked inputs) and `classify(embeddings)` (logits).
+    def __new__(cls, *args, **kwargs):
+        # nn.Module is a dict, and dict's constructor skips ABCMeta's check: make it here.
+        if cls.__abstractmethods__:
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise TypeError(f"{cls.__name__} does not implement the model contract's {missing}")
+        return super().__new__(cls, *args, **kwargs)
 
     @property
+    @abc.abstractmethod
     def labels(self) -> List[str]:
-        return list(self._labels)
+        """The model's own label per logit, in logit order (e.g. "eng", or VoxLingua107's "en")."""
+
+    @property
+    def label_names(self) -> List[Optional[str]]:
+        """English names per label where the checkpoint gives them, else None per label."""
+        return [None] * len(self.labels)
+
+    @property
+    @abc.abstractmethod
+    def min_samples(self) -> int:
+        """The shortest clip, in samples, the network can answer for."""
+
+    @property
+    @abc.abstractmethod
+    def max_samples(self) -> int:
+        """The longest clip, in samples, one pass takes within SINGLE_PASS_BYTES."""
+
+    max_samples_reason = "memory grows with the length"  # what grows: each family says
+
+    @abc.abstractmethod
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        """Checked (B, T) waveforms and (B,) lengths -> (B, D) embeddings."""
+
+    @abc.abstractmethod
+    def classify(self, embeddings: mx.array) -> mx.array:
+        """(B, D) embeddings -> (B, labels) logits."""
+
+    def sanitize(self, weights):
+        """Checkpoint names and layouts -> this model's; safe to run twice. Default: unchanged."""
+        return weights
 
     def __call__(self, waveforms: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
         """(B, T) raw waveforms, (B,) valid lengths in samples -> (B, labels) logits."""
@@ -59,12 +101,20 @@ class LanguageIdModel(nn.Module):
         return waveforms, lengths, int(lengths.min().item()) < waveforms.shape[1]
 
     def check_lengths(self, lengths: mx.array) -> None:
-        shortest = int(lengths.min().item())
+        rate = self.config.sample_rate
+        shortest, longest = int(lengths.min().item()), int(lengths.max().item())
         if shortest < self.min_samples:
             raise ValueError(
                 f"clip of {shortest} samples is shorter than this model's minimum of "
-                f"{self.min_samples} samples ({self.min_samples / self.sample_rate * 1000:.0f} ms "
-                f"at {self.sample_rate} Hz)"
+                f"{self.min_samples} samples ({self.min_samples / rate * 1000:.0f} ms at {rate} Hz)"
+            )
+        if longest > self.max_samples:
+            raise ValueError(
+                f"clip of {longest / rate:.1f} s is longer than the "
+                f"{self.max_samples / rate:.1f} s this model takes in one pass "
+                f"({self.max_samples_reason}, over {SINGLE_PASS_BYTES / 2**30:.0f} GiB beyond that): "
+                "identify() runs long recordings in windows (window=, hop=); for embed(), cut the "
+                "audio into shorter clips"
             )
 
     def load_weights(self, file_or_weights, strict: bool = True) -> "LanguageIdModel":
@@ -98,11 +148,18 @@ class LanguageIdModel(nn.Module):
                     f"weight {key} has shape {tuple(weights[key].shape)}, "
                     f"the model expects {tuple(value.shape)}"
                 )
+        check_weight_dtypes(expected, weights)
         return super().load_weights([(k, weights[k]) for k in expected], strict=True)
 
     def predict(self, input_values, top_k: int = 5) -> List[Tuple[str, float]]:
         """mlx-audio's `predict`: one raw 16 kHz clip -> [(label, probability)], best first."""
-        audio = mx.array(input_values)
+        try:
+            samples = np.asarray(input_values.astype(mx.float32) if isinstance(input_values, mx.array) else input_values)
+        except ValueError:  # e.g. a list of clips of different lengths
+            raise ValueError("predict() takes one clip (T,) or (1, T); use mlx_audio_lid.identify() for several") from None
+        if samples.dtype.kind not in "fiu":
+            raise ValueError(f"predict() takes audio samples as numbers, got dtype {samples.dtype}")
+        audio = mx.array(samples)
         if audio.ndim == 2 and audio.shape[0] == 1:
             audio = audio[0]
         if audio.ndim != 1:
@@ -110,17 +167,57 @@ class LanguageIdModel(nn.Module):
                 f"predict() takes one clip (T,) or (1, T), got shape {tuple(audio.shape)}; "
                 "use mlx_audio_lid.identify() for batches"
             )
-        probs = mx.softmax(self(audio[None].astype(mx.float32)).astype(mx.float32), axis=-1)[0]
-        order = mx.argsort(-probs)[:top_k].tolist()
-        values = probs.tolist()
-        return [(self.labels[i], values[i]) for i in order]
+        check_top_k(top_k)
+        audio = mx.array(check_samples(np.array(audio.astype(mx.float32))))  # NaN, inf, absurd amplitudes
+        probs = mx.softmax(self(audio[None]).astype(mx.float32), axis=-1)[0]
+        values = np.array(probs)
+        check_finite_output(values)
+        order = np.argsort(-values, kind="stable")[:top_k]
+        return [(self.labels[i], float(values[i])) for i in order]
 
 
-def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:
-    """transformers' `id2label` ({"0": "ara", ...}) as a list in logit order."""
-    if not id2label:
-        return [f"LABEL_{i}" for i in range(num_labels)]
-    by_index = {int(k): v for k, v in id2label.items()}
-    if sorted(by_index) != list(range(len(by_index))):
-        raise ValueError("id2label must map every index 0..N-1 exactly once")
-    return [by_index[i] for i in range(len(by_index))]
+def check_top_k(top_k) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+
+
+def check_finite_output(values: np.ndarray, what: str = "the clip") -> None:
+    """A NaN or infinite model output is an error, never an answer."""
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"the model's output for {what} is not finite (NaN or inf): its weights may be damaged, "
+            "or a float16 computation overflowed (load it with dtype='float32')"
+        )
+
+
+MAX_LIST_ENTRIES = 64  # per-layer lists in a config (conv_dim, channels, ...): published models have 5-7
+
+
+def check_sizes(model_type: str, params: dict, limits: Dict[str, int]) -> None:
+    """Each size a config gives (a whole number, or a list of them) within 1..its limit.
+
+    Checked before anything is built: a num_hidden_layers of 1e9 would build layers for ever.
+    """
+    for key, limit in limits.items():
+        value = params.get(key)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and not 1 <= len(values) <= MAX_LIST_ENTRIES:
+            raise ValueError(f"{model_type} config: {key} has {len(values)} entries; 1 to {MAX_LIST_ENTRIES} are supported")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= limit for v in values):
+            raise ValueError(f"{model_type} config: {key} = {value!r}: sizes must be whole numbers from 1 to {limit}")
+
+
+def check_weight_dtypes(expected: Dict[str, mx.array], weights: Dict[str, mx.array]) -> None:
+    """A float parameter gets float weights with finite values; a quantized one its own integer type."""
+    for key, value in expected.items():
+        given = weights[key].dtype
+        if mx.issubdtype(value.dtype, mx.floating):
+            if not mx.issubdtype(given, mx.floating):
+                raise ValueError(f"weight {key} has dtype {given}; it must be floating point (float32, float16, bfloat16)")
+            if not mx.isfinite(weights[key]).all().item():
+                raise ValueError(f"weight {key} has NaN or infinite values: the checkpoint is damaged")
+        elif given != value.dtype:
+            raise ValueError(f"weight {key} has dtype {given}; this (quantized) model stores it as {value.dtype}")
+

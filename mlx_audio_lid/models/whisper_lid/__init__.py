@@ -2,12 +2,11 @@
 
 import importlib
 from pathlib import Path
-from types import SimpleNamespace
 
+from ..family import Family, model_exports
 from . import source
 
-# The family record (issue 9's models.family.Family: these are its fields).
-FAMILY = SimpleNamespace(
+FAMILY = Family(
     model_type=source.MODEL_TYPE,
     module=__name__,
     # Whisper reads 30 s at a time (every input is padded or trimmed to 30 s), so a 30 s window
@@ -15,7 +14,9 @@ FAMILY = SimpleNamespace(
     # language change within 15 s, as the other families' half-window hops do.
     window=30.0,
     hop=15.0,
-    max_whole=30.0,  # longer recordings are windowed (or: detect_language, faster-whisper's rule)
+    # faster-whisper's detect_language reads the first 30 s of whatever it is given; a longer
+    # recording is windowed here (detect_language in this package gives faster-whisper's rule).
+    max_whole=30.0,
     license="mit",  # openai/whisper's weights and every conversion of them
     tags=("whisper",),
     card_template=Path(__file__).with_name("card.md"),
@@ -25,11 +26,11 @@ FAMILY = SimpleNamespace(
     layouts=source.LAYOUTS,
 )
 
+_model_exports = model_exports(__name__)
+
 
 def __getattr__(name: str):
-    # ModelConfig and Model on first use: importing the family stays free of MLX and mlx-audio.
-    if name in ("ModelConfig", "Model"):
-        return getattr(importlib.import_module(f"{__name__}.model"), name)
+    # ModelConfig, Model and detect_language on first use: importing the family stays free of MLX.
     if name == "detect_language":
         return importlib.import_module(f"{__name__}.detect").detect_language
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _model_exports(name)

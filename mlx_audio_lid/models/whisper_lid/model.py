@@ -15,14 +15,20 @@ from typing import List, Optional, Tuple
 
 import mlx.core as mx
 from mlx_audio.stt.models.whisper.tokenizer import LANGUAGES
-from mlx_audio.stt.models.whisper.whisper import AudioEncoder, ModelDimensions, TextDecoder
+from mlx_audio.stt.models.whisper.whisper import AudioEncoder, ModelDimensions, MultiHeadAttention, TextDecoder
 
 from ...masking import conv_output_lengths, length_mask, masked_mean
-from ..base import LanguageIdModel
-from .features import N_FFT, encoder_input, frame_counts
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from .features import N_FFT, N_FRAMES, encoder_input, frame_counts
+from .source import MODEL_TYPE
 
-MODEL_TYPE = "whisper_lid"
 DIMENSIONS = tuple(f.name for f in fields(ModelDimensions))  # every one required: no defaults
+# Size limits, 8-16x large-v3's (32 layers of 1280, 20 heads, 128 mels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "n_mels": 1024, "n_audio_state": 16384, "n_audio_head": 256, "n_audio_layer": 512, "n_vocab": 1_000_000,
+    "n_text_ctx": 65536, "n_text_state": 16384, "n_text_head": 256, "n_text_layer": 512,
+}
+ENCODER_FRAMES = N_FRAMES // 2  # the encoder's stride-2 conv over 30 s of features: its positional table
 # Whisper's multilingual vocabularies: 50257 byte-pair tokens, <|endoftext|>, <|startoftranscript|>,
 # then one token per language in openai-whisper's LANGUAGES order (99; large-v3 adds yue: 100),
 # then the task and timestamp tokens. English-only vocabularies (51864) have no language tokens.
@@ -57,25 +63,60 @@ class ModelConfig(ModelDimensions):
         missing = [k for k in DIMENSIONS if k not in params]
         if missing:
             raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        if params["n_audio_ctx"] != ENCODER_FRAMES:
+            raise ValueError(f"{MODEL_TYPE} config: n_audio_ctx is {params['n_audio_ctx']}; Whisper's encoder reads "
+                             f"30 s, {ENCODER_FRAMES} frames")
+        for width, heads in (("n_audio_state", "n_audio_head"), ("n_text_state", "n_text_head")):
+            if params[width] % params[heads]:
+                raise ValueError(f"{MODEL_TYPE} config: {width} ({params[width]}) is not a multiple of {heads} ({params[heads]})")
         known = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in params.items() if k in known})
         if not config.languages:
             config.languages, config.language_tokens = language_tokens(config.n_vocab)
         if len(config.languages) != len(config.language_tokens):
             raise ValueError(f"{len(config.languages)} languages but {len(config.language_tokens)} language tokens")
+        if not all(0 <= t < config.n_vocab for t in [*config.language_tokens, config.sot_token]):
+            raise ValueError(f"{MODEL_TYPE} config: a language or start token is outside the {config.n_vocab}-token vocabulary")
         return config
+
+
+class EncoderAttention(MultiHeadAttention):
+    """mlx-audio's attention, through MLX's fused kernel where `fused` (by default: on a GPU).
+
+    mlx-audio's own materialises the (B, heads, 1500, 1500) scores to return them beside its
+    output; the encoder never reads them. On a GPU the fused kernel keeps them out of memory; on
+    a CPU it is slower (0.73 s against 0.37 s for base's 8 heads at 30 s on the 2-core CPU), so
+    there the scores are made as mlx-audio makes them.
+    """
+
+    fused: Optional[bool] = None
+
+    def qkv_attention(self, q, k, v, mask=None):
+        fused = mx.default_device() == mx.gpu if self.fused is None else self.fused
+        if mask is not None or not fused:
+            return super().qkv_attention(q, k, v, mask)
+        batch, frames, width = q.shape
+        head_width = width // self.n_head
+
+        def heads(x):  # (B, frames, width) -> (B, heads, frames, head_width)
+            return x.reshape(batch, -1, self.n_head, head_width).transpose(0, 2, 1, 3)
+
+        out = mx.fast.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=head_width**-0.5)
+        return out.transpose(0, 2, 1, 3).reshape(batch, frames, width), None
 
 
 class Model(LanguageIdModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.sample_rate = config.sample_rate
         self._labels = list(config.languages)
         # Built in float32; `_sync_buffers` keeps the two non-parameter arrays in the weights' dtype.
         self.encoder = AudioEncoder(
             config.n_mels, config.n_audio_ctx, config.n_audio_state, config.n_audio_head, config.n_audio_layer, mx.float32
         )
+        for block in self.encoder.blocks:  # same parameters, the fused kernel on a GPU
+            block.attn = EncoderAttention(config.n_audio_state, config.n_audio_head)
         self.decoder = TextDecoder(
             config.n_vocab, config.n_text_ctx, config.n_text_state, config.n_text_head, config.n_text_layer, mx.float32
         )
@@ -93,9 +134,11 @@ class Model(LanguageIdModel):
     def min_samples(self) -> int:
         return N_FFT  # one STFT window (25 ms); shorter clips would reflect their own padding
 
-    def sanitize(self, weights):
-        """Unchanged: every reader in source.py already gives mlx-audio's names and layouts."""
-        return weights
+    max_samples_reason = "only the input grows with the length: the network reads the first 30 s"
+
+    @property
+    def max_samples(self) -> int:
+        return SINGLE_PASS_BYTES // 4  # the float32 input row itself (9.3 hours)
 
     # -- dtype ---------------------------------------------------------------------------
     def _sync_buffers(self) -> None:

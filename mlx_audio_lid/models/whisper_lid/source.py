@@ -14,12 +14,12 @@ that a conversion has a float32 reference; `load(..., dtype="float16")` computes
 MLX is imported only inside the readers, so that importing the family stays light.
 """
 
-import json
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ...readers import Weights, read_json, read_safetensors, to_mlx
 from . import ctranslate2_bin
 
 MODEL_TYPE = "whisper_lid"  # what these readers write into the configs they return
@@ -38,10 +38,7 @@ HUB_PATTERNS = (
 
 
 def _json(path: Path) -> Optional[dict]:
-    if not path.exists():
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path) if path.exists() else None
 
 
 def _is_ctranslate2(folder: Path) -> bool:
@@ -71,7 +68,7 @@ def recognise(folder: Path) -> bool:
     return layout(folder) is not None
 
 
-def read(folder: Path) -> Tuple[dict, Dict[str, "object"]]:
+def read(folder: Path) -> Tuple[dict, Weights]:
     """-> (whisper_lid config: mlx-audio's dimensions (+ the folder's language tokens), weights)."""
     readers = {"ctranslate2": _read_ctranslate2, "transformers": _read_transformers, "mlx": _read_mlx, "openai": _read_openai}
     kind = layout(folder)
@@ -87,12 +84,6 @@ def _languages(vocabulary: List[str], ids: List[int]) -> dict:
     if not all(t.startswith("<|") and t.endswith("|>") for t in tokens):
         raise ValueError(f"the language token ids name non-language tokens: {tokens[:5]}")
     return {"languages": [t[2:-2] for t in tokens], "language_tokens": list(ids), "sot_token": vocabulary.index(SOT)}
-
-
-def _to_mlx(arrays: Dict[str, np.ndarray]) -> dict:
-    import mlx.core as mx
-
-    return {name: mx.array(value) for name, value in arrays.items()}
 
 
 # -- CTranslate2 -------------------------------------------------------------------------------
@@ -114,7 +105,7 @@ def _read_ctranslate2(folder: Path) -> Tuple[dict, dict]:
     lang_ids = (_json(folder / "config.json") or {}).get("lang_ids")
     if lang_ids:
         config.update(_languages(_ctranslate2_vocabulary(folder), lang_ids))
-    return config, _to_mlx(weights)
+    return config, to_mlx(weights)
 
 
 # -- transformers and mlx-community ------------------------------------------------------------
@@ -137,15 +128,9 @@ def _mlx_audio_names(weights: dict) -> dict:
 
 
 def _read_transformers(folder: Path) -> Tuple[dict, dict]:
-    import mlx.core as mx
     from mlx_audio.stt.models.whisper.whisper import ModelDimensions
 
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors weights in {folder}")
-    weights = {}
-    for file in files:
-        weights.update(mx.load(str(file)))
+    weights = read_safetensors(folder)
     weights = _mlx_audio_names({k if k.startswith(("model.", "proj_out.")) else f"model.{k}": v for k, v in weights.items()})
     config = vars(ModelDimensions.from_dict(_json(folder / "config.json")))
     generation = _json(folder / "generation_config.json") or {}
@@ -199,4 +184,4 @@ def _read_openai(folder: Path) -> Tuple[dict, dict]:
         if name.endswith(("conv1.weight", "conv2.weight")):
             value = value.transpose(0, 2, 1)  # PyTorch (out, in, kernel) -> MLX (out, kernel, in)
         weights[name] = value
-    return dict(checkpoint["dims"]), _to_mlx(weights)
+    return dict(checkpoint["dims"]), to_mlx(weights)

@@ -120,6 +120,12 @@ def save_ctranslate2(transformers_folder: Path, folder: Path, quantization: str 
     return folder
 
 
+def tiny_ctranslate2(folder: Path, seed: int = 0) -> Path:
+    """A tiny multilingual Whisper in the faster-whisper layout (its transformers source beside it)."""
+    source = save_transformers(build(tiny_config(), seed=seed), folder.parent / f"{folder.name}-transformers")
+    return save_ctranslate2(source, folder)
+
+
 def save_mlx_community(weights: dict, dimensions: dict, folder: Path, file: str = "weights.safetensors",
                        q_bits: int = 0) -> Path:
     """mlx-audio's layout: config.json (its dimensions) + weights under its names, maybe quantized."""

@@ -8,18 +8,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
+from . import sizes
+
 LANGUAGES = ["ara", "cmn", "eng", "spa", "fra", "rus", "deu"]  # MMS-style ISO 639-3 labels
 
 
 def mms_lid_config(num_labels: int = 256) -> Wav2Vec2Config:
-    """The published facebook/mms-lid-* architecture (REFERENCE.md), with placeholder labels."""
-    labels = [f"l{i:04d}" for i in range(num_labels)]
+    """The published facebook/mms-lid-* architecture (sizes.mms_lid), as transformers' config."""
+    config = sizes.mms_lid(num_labels)
+    labels = [config["id2label"][str(i)] for i in range(num_labels)]
+    settings = {k: v for k, v in config.items() if k not in ("model_type", "id2label")}
     return Wav2Vec2Config(
-        hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120,
-        conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        conv_bias=True, feat_extract_norm="layer", feat_extract_activation="gelu", do_stable_layer_norm=True,
-        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, classifier_proj_size=1024,
-        adapter_attn_dim=16, use_weighted_layer_sum=False, layerdrop=0.0, mask_time_prob=0.05,
+        **settings, layerdrop=0.0, mask_time_prob=0.05,
         id2label={i: label for i, label in enumerate(labels)},
         label2id={label: i for i, label in enumerate(labels)},
     )
@@ -96,16 +96,3 @@ def reference_logits(model, clips: Sequence[np.ndarray], batched: bool = True) -
         with torch.no_grad():
             out.append(model(inputs.input_values, attention_mask=inputs.attention_mask).logits.numpy())
     return np.concatenate(out)
-
-
-def speechlike_clips(lengths: Sequence[int], seed: int = 0) -> List[np.ndarray]:
-    """Deterministic test signals: harmonics with a moving pitch under noise."""
-    rng = np.random.default_rng(seed)
-    clips = []
-    for n in lengths:
-        t = np.arange(n) / 16000
-        f0 = 120 + 40 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t)
-        phase = 2 * np.pi * np.cumsum(f0) / 16000
-        voice = sum(np.sin(k * phase) / k for k in range(1, 6))
-        clips.append((0.3 * voice + 0.05 * rng.standard_normal(n)).astype(np.float32))
-    return clips

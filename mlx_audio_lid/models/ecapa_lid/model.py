@@ -15,14 +15,19 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_audio.codec.models.ecapa_tdnn.ecapa_tdnn import AttentiveStatisticsPooling, SERes2NetBlock, TDNNBlock
 
-from ..features import fbank_frame_lengths, speechbrain_fbank
-from ..masking import length_mask, masked_mean
-from .base import LanguageIdModel
+from ...masking import length_mask, masked_mean
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from .fbank import fbank_frame_lengths, speechbrain_fbank
+from .source import MODEL_TYPE
 
-MODEL_TYPE = "ecapa_lid"
 CLASSIFIERS = ("xvector", "cosine")  # Xvector.Classifier (log-softmax), ECAPA_TDNN.Classifier (cosine)
 STD_FLOOR = 1e-12  # SpeechBrain's AttentiveStatisticsPooling eps, a clamp on the variance
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU default
+# Size limits, 8-16x VoxLingua107's ECAPA (channels 1024-3072, 60 mels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "n_mels": 1024, "channels": 32768, "kernel_sizes": 1024, "dilations": 1024, "attention_channels": 16384,
+    "lin_neurons": 16384, "res2net_scale": 64, "se_channels": 16384, "classifier_lin_neurons": 16384,
+}
 
 
 @dataclass
@@ -51,6 +56,7 @@ class ModelConfig:
         missing = [k for k in required if k not in params]
         if missing:
             raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
         config = cls(**{k: v for k, v in params.items() if k in names})
         if config.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier {config.classifier!r} is not one of {CLASSIFIERS}")
@@ -111,7 +117,7 @@ def se_res2net(block: SERes2NetBlock, x: mx.array, lengths: mx.array, mask: mx.a
     return out * excite + x
 
 
-def attentive_statistics(pool: AttentiveStatisticsPooling, x: mx.array, lengths: mx.array, mask: mx.array) -> mx.array:
+def attentive_statistics(pool: AttentiveStatisticsPooling, x: mx.array, mask: mx.array) -> mx.array:
     """(B, T, C) -> (B, 2C): attention-weighted mean and std over each clip's valid frames."""
     x = mx.where(mask[:, :, None], x, 0.0)
     weights = (mask / mask.sum(axis=1, keepdims=True))[:, :, None].astype(x.dtype)  # uniform over valid frames
@@ -165,7 +171,7 @@ class EcapaEmbedding(nn.Module):
             out = se_res2net(block, out, frame_lengths, mask)
             aggregated.append(out)
         out = tdnn(self.mfa, mx.concatenate(aggregated, axis=-1), frame_lengths)
-        pooled = self.asp_bn(attentive_statistics(self.asp, out, frame_lengths, mask))
+        pooled = self.asp_bn(attentive_statistics(self.asp, out, mask))
         return self.fc(pooled[:, None, :])[:, 0, :]
 
 
@@ -222,10 +228,16 @@ class Model(LanguageIdModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.sample_rate = config.sample_rate
-        self._labels = list(config.labels)
         self.embedding_model = EcapaEmbedding(config)
         self.classifier = XvectorClassifier(config) if config.classifier == "xvector" else CosineClassifier(config)
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self.config.labels)
+
+    @property
+    def label_names(self) -> List[Optional[str]]:
+        return list(self.config.label_names or [None] * len(self.config.labels))
 
     @property
     def min_samples(self) -> int:
@@ -233,9 +245,17 @@ class Model(LanguageIdModel):
         widest = max((k - 1) * d // 2 for k, d in zip(self.config.kernel_sizes, self.config.dilations))
         return widest * 160 if widest else 1
 
+    max_samples_reason = "its activations grow with the length"
+
+    @property
+    def max_samples(self) -> int:
+        # The widest activation, frames x max(channels) float32 (the MFA output; 3072 wide in
+        # VoxLingua107's ECAPA: 29 minutes), held within SINGLE_PASS_BYTES; 160 samples a frame.
+        return SINGLE_PASS_BYTES // (4 * max(self.config.channels)) * 160
+
     def features(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
         """Fbank followed by SpeechBrain's sentence mean normalisation (over valid frames)."""
-        feats = speechbrain_fbank(waveforms, lengths, self.config.n_mels, self.sample_rate)
+        feats = speechbrain_fbank(waveforms, lengths, self.config.n_mels, self.config.sample_rate)
         return feats - masked_mean(feats, length_mask(fbank_frame_lengths(lengths), feats.shape[1]))[:, None, :]
 
     def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:

@@ -1,4 +1,4 @@
-"""The committed SpeechBrain fixtures (tests/fixtures/ecapa, made by make_fixtures.py) as arrays."""
+"""The committed SpeechBrain fixtures (tests/fixtures/ecapa, made by references/speechbrain_ecapa.py) as arrays."""
 
 import json
 from functools import lru_cache
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from mlx_audio.audio_io import read
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ecapa"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ecapa"
 MODELS = ("voxlingua107_tiny", "commonlanguage_tiny")
 
 

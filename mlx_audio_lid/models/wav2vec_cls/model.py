@@ -5,27 +5,34 @@ batches: per-clip normalisation, conv-stack frame lengths, masked attention and 
 mean, so a padded batch gives each clip what it gets alone.
 """
 
-import logging
+import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
 from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
-from ..features import normalize_waveforms
-from ..masking import conv_output_lengths, length_mask, masked_mean
-from .base import LanguageIdModel, labels_from_id2label
+from ...masking import conv_output_lengths, length_mask, masked_mean
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from .source import MODEL_TYPE
 
-logger = logging.getLogger(__name__)
-
-MODEL_TYPE = "wav2vec_cls"
+NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 # Keys a config must state: defaults for these would silently build the wrong network.
+# (do_stable_layer_norm, for one, moves the layer norms without renaming a weight.)
 REQUIRED_KEYS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size",
+    "conv_dim", "conv_kernel", "conv_stride", "classifier_proj_size", "do_stable_layer_norm",
+    "feat_extract_norm", "conv_bias", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "layer_norm_eps",
 )
+# Size limits, 8-16x MMS-LID's largest (48 layers of 1280, 4017 labels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "num_hidden_layers": 512, "num_attention_heads": 256, "hidden_size": 16384, "intermediate_size": 65536,
+    "classifier_proj_size": 16384, "conv_dim": 16384, "conv_kernel": 1024, "conv_stride": 1024,
+    "num_conv_pos_embeddings": 4096, "num_conv_pos_embedding_groups": 4096, "num_labels": 100000,
+    "adapter_attn_dim": 16384,
+}
 
 
 @dataclass
@@ -36,13 +43,21 @@ class ModelConfig(Wav2Vec2Config):
     id2label: Optional[Dict[str, str]] = None
     use_weighted_layer_sum: bool = False
     do_normalize: bool = True  # from preprocessor_config.json
-    sampling_rate: int = 16000
+    sample_rate: int = 16000  # preprocessor_config.json's sampling_rate
 
     @classmethod
     def from_dict(cls, params: dict) -> "ModelConfig":
         missing = [k for k in REQUIRED_KEYS if k not in params]
         if missing:
             raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        if not len(params["conv_dim"]) == len(params["conv_kernel"]) == len(params["conv_stride"]):
+            raise ValueError(f"{MODEL_TYPE} config: conv_dim, conv_kernel and conv_stride must have one entry per conv layer")
+        for key in ("do_stable_layer_norm", "conv_bias"):
+            if not isinstance(params[key], bool):
+                raise ValueError(f"{MODEL_TYPE} config: {key} must be true or false, got {params[key]!r}")
+        if params["feat_extract_norm"] not in ("layer", "group"):
+            raise ValueError(f"{MODEL_TYPE} config: feat_extract_norm must be 'layer' or 'group', got {params['feat_extract_norm']!r}")
         if params.get("use_weighted_layer_sum"):
             raise ValueError("use_weighted_layer_sum=true is not supported (MMS-LID does not use it)")
         for key in ("hidden_act", "feat_extract_activation"):
@@ -59,7 +74,6 @@ class Model(LanguageIdModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.sample_rate = config.sampling_rate
         self._labels = labels_from_id2label(config.id2label, config.num_labels)
         self.wav2vec2 = Wav2Vec2Model(config)
         # The positional conv's weight norm is folded into a plain grouped conv at load
@@ -70,6 +84,10 @@ class Model(LanguageIdModel):
         )
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self._labels)
 
     # -- lengths -------------------------------------------------------------------------
     def frame_lengths(self, lengths: mx.array) -> mx.array:
@@ -85,11 +103,20 @@ class Model(LanguageIdModel):
             samples = (samples - 1) * stride + kernel
         return samples
 
+    max_samples_reason = "attention scores grow with the square of the length"
+
+    @property
+    def max_samples(self) -> int:
+        # One layer's float32 scores, heads x frames x frames, held within SINGLE_PASS_BYTES
+        # (MLX's CPU attention materialises them): 5792 frames, 116 s, for MMS-LID's 16 heads.
+        frames = math.isqrt(SINGLE_PASS_BYTES // (4 * self.config.num_attention_heads))
+        return frames * math.prod(self.config.conv_stride)
+
     # -- forward -------------------------------------------------------------------------
     def _conv_features(self, x: mx.array, lengths: mx.array) -> mx.array:
         """(B, T) samples -> (B, frames, conv_dim[-1]), channels-last throughout."""
         hidden = x[:, :, None]  # (B, T, 1)
-        for index, layer in enumerate(self.wav2vec2.feature_extractor.conv_layers):
+        for layer in self.wav2vec2.feature_extractor.conv_layers:
             hidden = layer.conv(hidden)
             lengths = conv_output_lengths(lengths, layer.conv.weight.shape[1], layer.conv.stride)
             if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
@@ -167,6 +194,25 @@ class Model(LanguageIdModel):
             out[key] = value
         out[prefix + "weight"] = fold_weight_norm(weights[g_key], weights[v_key]).swapaxes(1, 2)
         return out
+
+
+def labels_from_id2label(id2label: Optional[Dict], num_labels: int) -> List[str]:
+    """transformers' `id2label` ({"0": "ara", ...}) as a list in logit order."""
+    if not id2label:
+        return [f"LABEL_{i}" for i in range(num_labels)]
+    by_index = {int(k): v for k, v in id2label.items()}
+    if sorted(by_index) != list(range(len(by_index))):
+        raise ValueError("id2label must map every index 0..N-1 exactly once")
+    return [by_index[i] for i in range(len(by_index))]
+
+
+def normalize_waveforms(waveforms: mx.array, lengths: mx.array) -> mx.array:
+    """Zero mean, unit variance over each clip's valid samples; padding stays 0."""
+    valid = length_mask(lengths, waveforms.shape[1])
+    mean = masked_mean(waveforms, valid)[:, None]
+    centred = mx.where(valid, waveforms - mean, 0.0)
+    var = masked_mean(centred * centred, valid)[:, None]
+    return centred / mx.sqrt(var + NORM_EPS)
 
 
 def fold_weight_norm(g: mx.array, v: mx.array) -> mx.array:

@@ -1,7 +1,7 @@
-"""Front ends: SpeechBrain's Fbank (ECAPA) and wav2vec2's waveform normalisation, batched with lengths.
+"""SpeechBrain's Fbank, the ECAPA front end, batched with lengths.
 
-Both are pure functions of arrays and run on the MLX device. Each clip's statistics cover only
-its valid part, so a padded batch gives each clip what it gets alone.
+Pure functions of arrays, run on the MLX device. Each clip's statistics cover only its valid
+part, so a padded batch gives each clip what it gets alone.
 """
 
 import math
@@ -11,22 +11,12 @@ import mlx.core as mx
 import numpy as np
 from mlx_audio.dsp import hamming
 
-from .masking import length_mask, masked_mean
+from ...masking import length_mask
 
 N_FFT = 400  # 25 ms window at 16 kHz (SpeechBrain Fbank: win_length 25 ms, n_fft 400)
 HOP_LENGTH = 160  # 10 ms at 16 kHz
 TOP_DB = 80.0  # dynamic range kept below each clip's loudest bin
 AMIN = 1e-10  # power floor before log10
-WAV2VEC_NORM_EPS = 1e-7  # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
-
-
-def normalize_waveforms(waveforms: mx.array, lengths: mx.array) -> mx.array:
-    """Zero mean, unit variance over each clip's valid samples; padding stays 0."""
-    valid = length_mask(lengths, waveforms.shape[1])
-    mean = masked_mean(waveforms, valid)[:, None]
-    centred = mx.where(valid, waveforms - mean, 0.0)
-    var = masked_mean(centred * centred, valid)[:, None]
-    return centred / mx.sqrt(var + WAV2VEC_NORM_EPS)
 
 
 def _torch_linspace_float32(start: float, end: float, steps: int) -> np.ndarray:

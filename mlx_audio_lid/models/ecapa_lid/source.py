@@ -1,4 +1,4 @@
-"""A SpeechBrain language-ID folder as published -> (ecapa_lid config, weights), executing nothing.
+"""The published layout of SpeechBrain's language ID: a folder read into (ecapa_lid config, weights), executing nothing.
 
 Files: `hyperparams.yaml`, `embedding_model.ckpt`, `classifier.ckpt`, `label_encoder.txt`.
 Trust boundary: the YAML is HyperPyYAML, whose tags build Python objects when SpeechBrain
@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-import mlx.core as mx
 import numpy as np
 import yaml
 
+from ...readers import Weights, to_mlx
+
+MODEL_TYPE = "ecapa_lid"  # what this reader writes into the configs it returns
 FILES = ("hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt", "label_encoder.txt")
+HUB_PATTERNS = ("hyperparams.yaml", "*.ckpt", "label_encoder.txt")
+LAYOUTS = f"a SpeechBrain language-ID folder ({', '.join(FILES)})"
 ECAPA = "speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN"
 CLASSIFIER_TAGS = {
     "speechbrain.lobes.models.Xvector.Classifier": "xvector",
@@ -103,7 +107,7 @@ def split_label(label: str) -> Tuple[str, str]:
     return (code.strip(), name.strip()) if sep else (label, label)
 
 
-def load_checkpoint(path: Path) -> Dict[str, mx.array]:
+def load_checkpoint(path: Path) -> Weights:
     """A torch state dict -> MLX arrays, refusing any pickle that carries more than tensors."""
     try:
         import torch
@@ -118,11 +122,15 @@ def load_checkpoint(path: Path) -> Dict[str, mx.array]:
         raise ValueError(f"refusing to load {path}: not a plain tensor checkpoint ({error})") from error
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return {k: mx.array(v.detach().float().numpy() if v.is_floating_point() else v.numpy().astype(np.int64))
-            for k, v in state.items()}
+    return to_mlx({k: v.detach().float().numpy() if v.is_floating_point() else v.numpy().astype(np.int64)
+                   for k, v in state.items()})
 
 
-def read_speechbrain(folder: Path) -> Tuple[dict, Dict[str, mx.array]]:
+def recognise(folder: Path) -> bool:
+    return (folder / "hyperparams.yaml").exists()
+
+
+def read(folder: Path) -> Tuple[dict, Weights]:
     missing = [name for name in FILES if not (folder / name).exists()]
     if missing:
         raise FileNotFoundError(f"SpeechBrain folder {folder} lacks {', '.join(missing)}")
@@ -136,7 +144,7 @@ def read_speechbrain(folder: Path) -> Tuple[dict, Dict[str, mx.array]]:
     labels = read_labels(folder / "label_encoder.txt")
     codes, names = zip(*(split_label(label) for label in labels))
     config = {
-        "model_type": "ecapa_lid",
+        "model_type": MODEL_TYPE,
         "n_mels": int(fbank.get("n_mels", 40)),
         "sample_rate": int(fbank.get("sample_rate", 16000)),
         "channels": list(ecapa.get("channels", [512, 512, 512, 512, 1536])),
