@@ -15,10 +15,10 @@ import importlib.machinery
 import sys
 from typing import List, Tuple
 
-from .models import ecapa_lid, wav2vec_cls
+from .models import ecapa_lid, wav2vec_cls, whisper_lid
 from .models.family import Family
 
-FAMILIES: List[Family] = [wav2vec_cls.FAMILY, ecapa_lid.FAMILY]
+FAMILIES: List[Family] = [wav2vec_cls.FAMILY, ecapa_lid.FAMILY, whisper_lid.FAMILY]
 
 MLX_AUDIO_TABLE = "mlx_audio.lid.utils"  # the module that holds MODEL_REMAPPING
 

@@ -6,6 +6,7 @@ fixture there) and returns the folder. The suite fails for a registered family w
 """
 
 import conversion_sources
+from references import whisper as reference_whisper
 
 SOURCES = {
     "wav2vec_cls": {
@@ -14,5 +15,8 @@ SOURCES = {
     "ecapa_lid": {
         "voxlingua107": lambda folder: conversion_sources.speechbrain("speechbrain/lang-id-voxlingua107-ecapa", folder),
         "commonlanguage": lambda folder: conversion_sources.speechbrain("speechbrain/lang-id-commonlanguage_ecapa", folder),
+    },
+    "whisper_lid": {
+        "faster-whisper": reference_whisper.tiny_ctranslate2,  # CTranslate2's own conversion of a tiny transformers Whisper
     },
 }

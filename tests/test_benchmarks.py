@@ -36,3 +36,11 @@ def test_profile_runs(tmp_path):
                              "--seconds", "1", "--repeats", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| attentive statistics |" in result.stdout
+
+
+def test_bench_whisper_reduced(tmp_path):
+    report, stdout = run_script("bench_whisper", "--batch", "2", tmp_path=tmp_path)
+    names = {row["implementation"] for row in report["rows"]}
+    assert {"MLX float32", "MLX 8-bit + float32", "faster-whisper float32 detect_language",
+            "faster-whisper int8 batched"} <= names
+    assert "| MLX float32 | 2 clips |" in stdout and all(float(row["median ms"]) > 0 for row in report["rows"])

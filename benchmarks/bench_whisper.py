@@ -1,0 +1,159 @@
+"""Whisper language ID speed: this package (MLX) against faster-whisper's `detect_language`
+(CTranslate2), same weights, same recorded clips, one process.
+
+Cases: one clip, and a batch of 16 clips (../shared/real/speech). Every Whisper input is 30 s
+(clips are padded), so the cost per clip does not depend on its length. faster-whisper's
+`detect_language` takes one clip per call, so the batch is 16 calls; its runtime's batched form
+(features per clip, then one `model.detect_language` on the 16) is timed beside it. Ratios are
+faster-whisper `detect_language`'s median time over each row's (above 1: faster than it).
+
+    python -m benchmarks.bench_whisper          # CPU: MLX float32, 8-bit vs CTranslate2 float32, int8
+    python -m benchmarks.bench_whisper --gpu    # MLX's CUDA build float16, 8-bit vs CTranslate2 CUDA float16, int8_float16
+    python -m benchmarks.bench_whisper --size tiny --repeats 1   # the reduced form CI runs
+
+The model is Whisper base (../shared/real/get-whisper-base fetches it; --model takes any
+CTranslate2 Whisper folder); `--size tiny` is a tiny random one on synthetic clips.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlx_audio_lid as lid  # first: it puts an optimized BLAS under MLX on Linux CPUs
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from mlx_audio_lid import quantization  # noqa: E402
+from mlx_audio_lid.identification import pad_batch  # noqa: E402
+
+from .common import machine_description, markdown_table, timed  # noqa: E402
+
+SHARED = Path(os.environ.get("MLX_AUDIO_LID_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+CACHE = Path(os.environ.get("MLX_AUDIO_LID_REAL_CACHE", Path.home() / ".cache" / "mlx-audio-lid-real"))
+
+
+def arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="a CTranslate2 Whisper folder (default: fetch Whisper base)")
+    parser.add_argument("--size", choices=["base", "tiny"], default="base", help="tiny: a random model, synthetic clips")
+    parser.add_argument("--speech", type=Path, default=SHARED / "real" / "speech")
+    parser.add_argument("--gpu", action="store_true", help="MLX on its GPU, CTranslate2 on CUDA")
+    parser.add_argument("--repeats", type=int, default=2, help="warm calls timed, after two untimed")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2's intra threads (0: its default)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--compiled", action="store_true", help="also time mx.compile(model.forward)")
+    parser.add_argument("--json", type=Path)
+    return parser.parse_args()
+
+
+def whisper_base() -> Path:
+    script = SHARED / "real" / "get-whisper-base"
+    done = subprocess.run([str(script), str(CACHE / "whisper-base-ct2")], capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def ours(folder: Path, gpu: bool):
+    """name -> MLX model: float (float16 on a GPU, else float32) and 8-bit beside that float; on a
+    GPU also the float model with mlx-audio's own attention instead of MLX's fused kernel."""
+    dtype = "float16" if gpu else "float32"
+    quantized = lid.load(folder, dtype=dtype)
+    quantization.quantize(quantized, 8, 64)
+    models = {f"MLX {dtype}": lid.load(folder, dtype=dtype), f"MLX 8-bit + {dtype}": quantized}
+    if gpu:
+        unfused = lid.load(folder, dtype=dtype)
+        for block in unfused.encoder.blocks:
+            block.attn.fused = False
+        models[f"MLX {dtype}, unfused attention"] = unfused
+    return models
+
+
+def reference(folder: Path, gpu: bool, threads: int):
+    """name -> faster-whisper WhisperModel, by CTranslate2 compute type; what failed to load, and why."""
+    from faster_whisper import WhisperModel
+
+    types = ("float16", "int8_float16") if gpu else ("float32", "int8")
+    models, failed = {}, {}
+    for compute_type in types:
+        try:
+            models[f"faster-whisper {compute_type}"] = WhisperModel(
+                str(folder), device="cuda" if gpu else "cpu", compute_type=compute_type, cpu_threads=threads)
+        except (RuntimeError, ValueError, OSError) as error:  # e.g. no CUDA build of CTranslate2
+            failed[f"faster-whisper {compute_type}"] = f"{type(error).__name__}: {error}"
+    return models, failed
+
+
+def batched_detect(model, clips):
+    """CTranslate2's batched form: faster-whisper's features per clip, one detect_language on all."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    features = np.stack([pad_or_trim(model.feature_extractor(c[: model.feature_extractor.n_samples])) for c in clips])
+    return model.model.detect_language(ctranslate2.StorageView.from_array(features))
+
+
+def main():
+    args = arguments()
+    if args.gpu:
+        mx.set_default_device(mx.gpu)
+    if args.size == "tiny":
+        import tempfile
+
+        from references import whisper as ref
+        from references.signals import speechlike_clips
+
+        folder = ref.tiny_ctranslate2(Path(tempfile.mkdtemp()) / "tiny-ct2")
+        clips = speechlike_clips([16000 * (2 + i % 7) for i in range(args.batch)])
+    else:
+        folder = args.model or whisper_base()
+        paths = sorted(args.speech.glob("*.wav"))
+        if len(paths) < args.batch:
+            sys.exit(f"{args.speech} has {len(paths)} clips, fewer than --batch {args.batch}")
+        clips = [sf.read(p, dtype="float32")[0] for p in paths[: args.batch]]
+    cases = {"1 clip": clips[:1], f"{args.batch} clips": clips}
+    runs = {}
+    for name, model in ours(folder, args.gpu).items():
+        compiled = mx.compile(model.forward)
+        for case, group in cases.items():
+            waveforms, lengths = pad_batch(group)
+            runs[(name, case)] = lambda m=model, w=waveforms, n=lengths: mx.eval(m(w, n))
+            if args.compiled:
+                runs[(name + " compiled", case)] = lambda c=compiled, w=waveforms, n=lengths: mx.eval(c(w, n, True))
+    references, failed = reference(folder, args.gpu, args.cpu_threads)
+    for name, model in references.items():
+        for case, group in cases.items():
+            runs[(name + " detect_language", case)] = lambda m=model, g=group: [m.detect_language(c) for c in g]
+            if len(group) > 1:
+                runs[(name + " batched", case)] = lambda m=model, g=group: batched_detect(m, g)
+    timings = {}
+    for (name, case), run in runs.items():
+        print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
+        timings[(name, case)] = timed(run, repeats=args.repeats)
+    baselines = [n for n, _ in timings if n.endswith("detect_language")]
+    rows = []
+    for (name, case), t in timings.items():
+        ratios = [f"{timings[(b, case)]['median_s'] / t['median_s']:.2f}" for b in dict.fromkeys(baselines)]
+        rows.append([name, case, f"{t['median_s'] * 1e3:.0f}", f"{t['min_s'] * 1e3:.0f}", f"{t['first_s'] * 1e3:.0f}",
+                     f"{len(cases[case]) / t['median_s']:.2f}", *ratios])
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    title = f"Whisper {args.size} language ID on {'GPU' if args.gpu else 'CPU'}: MLX vs faster-whisper (CTranslate2)"
+    print(f"{title}\n\nMachine: {machine_description()}; load average {load[0]:.1f} at the end; "
+          f"CTranslate2 intra threads {args.cpu_threads or 'default'}\n")
+    header = ["implementation", "case", "median ms", "min ms", "first call ms", "clips/s"]
+    header += [f"x {b.replace(' detect_language', '')}" for b in dict.fromkeys(baselines)]
+    print(markdown_table(header, rows))
+    for name, why in failed.items():
+        print(f"\n{name} did not load: {why}")
+    if args.json:
+        import json
+
+        report = {"title": title, "machine": machine_description(), "failed": failed,
+                  "rows": [dict(zip(header, row)) for row in rows]}
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

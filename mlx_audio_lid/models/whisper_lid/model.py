@@ -1,0 +1,188 @@
+"""`whisper_lid`: OpenAI Whisper's language detection on MLX, with mlx-audio's Whisper network.
+
+Language ID as openai-whisper's `detect_language` and faster-whisper's compute it: the log-mel
+features of the first 30 s (features.py, faster-whisper's arithmetic), the encoder, one decoder
+step from `<|startoftranscript|>`, and the logits of the language tokens only, whose softmax is
+the probability of each language. Each clip is padded or trimmed to 30 s on its own, so a batch
+needs no mask: every row is exactly what the clip gives alone.
+
+The encoder and decoder are mlx-audio's (`mlx_audio.stt.models.whisper`), under the names that
+mlx-audio and mlx-community Whisper folders use (`encoder.blocks.0.attn.query.weight`, ...).
+"""
+
+from dataclasses import dataclass, field, fields
+from typing import List, Optional, Tuple
+
+import mlx.core as mx
+from mlx_audio.stt.models.whisper.tokenizer import LANGUAGES
+from mlx_audio.stt.models.whisper.whisper import AudioEncoder, ModelDimensions, MultiHeadAttention, TextDecoder
+
+from ...masking import conv_output_lengths, length_mask, masked_mean
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from .features import N_FFT, N_FRAMES, encoder_input, frame_counts
+from .source import MODEL_TYPE
+
+DIMENSIONS = tuple(f.name for f in fields(ModelDimensions))  # every one required: no defaults
+# Size limits, 8-16x large-v3's (32 layers of 1280, 20 heads, 128 mels): anything above is a damaged config.
+SIZE_LIMITS = {
+    "n_mels": 1024, "n_audio_state": 16384, "n_audio_head": 256, "n_audio_layer": 512, "n_vocab": 1_000_000,
+    "n_text_ctx": 65536, "n_text_state": 16384, "n_text_head": 256, "n_text_layer": 512,
+}
+ENCODER_FRAMES = N_FRAMES // 2  # the encoder's stride-2 conv over 30 s of features: its positional table
+# Whisper's multilingual vocabularies: 50257 byte-pair tokens, <|endoftext|>, <|startoftranscript|>,
+# then one token per language in openai-whisper's LANGUAGES order (99; large-v3 adds yue: 100),
+# then the task and timestamp tokens. English-only vocabularies (51864) have no language tokens.
+MULTILINGUAL_VOCAB = 51865
+END_OF_TEXT = 50257
+START_OF_TRANSCRIPT = END_OF_TEXT + 1
+
+
+def language_tokens(n_vocab: int) -> Tuple[List[str], List[int]]:
+    """A multilingual Whisper vocabulary's size -> (language codes, their token ids)."""
+    if n_vocab < MULTILINGUAL_VOCAB:
+        raise ValueError(
+            f"a Whisper vocabulary of {n_vocab} tokens is English-only (tiny.en, base.en, ...): it has no "
+            "language tokens to identify languages with; use a multilingual checkpoint"
+        )
+    count = n_vocab - MULTILINGUAL_VOCAB + 99
+    if count > len(LANGUAGES):
+        raise ValueError(f"a Whisper vocabulary of {n_vocab} tokens has {count} languages; mlx-audio knows {len(LANGUAGES)}")
+    return list(LANGUAGES)[:count], list(range(START_OF_TRANSCRIPT + 1, START_OF_TRANSCRIPT + 1 + count))
+
+
+@dataclass
+class ModelConfig(ModelDimensions):
+    model_type: str = MODEL_TYPE
+    sample_rate: int = 16000
+    languages: List[str] = field(default_factory=list)  # Whisper's codes, in logit order ("en", "zh", ...)
+    language_tokens: List[int] = field(default_factory=list)  # their token ids
+    sot_token: int = START_OF_TRANSCRIPT
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "ModelConfig":
+        missing = [k for k in DIMENSIONS if k not in params]
+        if missing:
+            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
+        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        if params["n_audio_ctx"] != ENCODER_FRAMES:
+            raise ValueError(f"{MODEL_TYPE} config: n_audio_ctx is {params['n_audio_ctx']}; Whisper's encoder reads "
+                             f"30 s, {ENCODER_FRAMES} frames")
+        for width, heads in (("n_audio_state", "n_audio_head"), ("n_text_state", "n_text_head")):
+            if params[width] % params[heads]:
+                raise ValueError(f"{MODEL_TYPE} config: {width} ({params[width]}) is not a multiple of {heads} ({params[heads]})")
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in params.items() if k in known})
+        if not config.languages:
+            config.languages, config.language_tokens = language_tokens(config.n_vocab)
+        if len(config.languages) != len(config.language_tokens):
+            raise ValueError(f"{len(config.languages)} languages but {len(config.language_tokens)} language tokens")
+        if not all(0 <= t < config.n_vocab for t in [*config.language_tokens, config.sot_token]):
+            raise ValueError(f"{MODEL_TYPE} config: a language or start token is outside the {config.n_vocab}-token vocabulary")
+        return config
+
+
+class EncoderAttention(MultiHeadAttention):
+    """mlx-audio's attention, through MLX's fused kernel where `fused` (by default: on a GPU).
+
+    mlx-audio's own materialises the (B, heads, 1500, 1500) scores to return them beside its
+    output; the encoder never reads them. On a GPU the fused kernel keeps them out of memory; on
+    a CPU it is slower (0.73 s against 0.37 s for base's 8 heads at 30 s on the 2-core CPU), so
+    there the scores are made as mlx-audio makes them.
+    """
+
+    fused: Optional[bool] = None
+
+    def qkv_attention(self, q, k, v, mask=None):
+        fused = mx.default_device() == mx.gpu if self.fused is None else self.fused
+        if mask is not None or not fused:
+            return super().qkv_attention(q, k, v, mask)
+        batch, frames, width = q.shape
+        head_width = width // self.n_head
+
+        def heads(x):  # (B, frames, width) -> (B, heads, frames, head_width)
+            return x.reshape(batch, -1, self.n_head, head_width).transpose(0, 2, 1, 3)
+
+        out = mx.fast.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=head_width**-0.5)
+        return out.transpose(0, 2, 1, 3).reshape(batch, frames, width), None
+
+
+class Model(LanguageIdModel):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self._labels = list(config.languages)
+        # Built in float32; `_sync_buffers` keeps the two non-parameter arrays in the weights' dtype.
+        self.encoder = AudioEncoder(
+            config.n_mels, config.n_audio_ctx, config.n_audio_state, config.n_audio_head, config.n_audio_layer, mx.float32
+        )
+        for block in self.encoder.blocks:  # same parameters, the fused kernel on a GPU
+            block.attn = EncoderAttention(config.n_audio_state, config.n_audio_head)
+        self.decoder = TextDecoder(
+            config.n_vocab, config.n_text_ctx, config.n_text_state, config.n_text_head, config.n_text_layer, mx.float32
+        )
+        self._language_tokens = mx.array(config.language_tokens)
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self._labels)
+
+    @property
+    def label_names(self) -> List[Optional[str]]:
+        return [None] * len(self._labels)  # Whisper's codes are named by langcodes (labels.py)
+
+    @property
+    def min_samples(self) -> int:
+        return N_FFT  # one STFT window (25 ms); shorter clips would reflect their own padding
+
+    max_samples_reason = "only the input grows with the length: the network reads the first 30 s"
+
+    @property
+    def max_samples(self) -> int:
+        return SINGLE_PASS_BYTES // 4  # the float32 input row itself (9.3 hours)
+
+    # -- dtype ---------------------------------------------------------------------------
+    def _sync_buffers(self) -> None:
+        # The encoder's sinusoids and the decoder's causal mask are not parameters, so neither
+        # set_dtype nor load_weights casts them; a float32 one would silently promote a
+        # float16 model's activations back to float32.
+        dtype = self.encoder.conv1.weight.dtype  # convolutions are never quantized
+        self.encoder._positional_embedding = self.encoder._positional_embedding.astype(dtype)
+        self.decoder._mask = self.decoder._mask.astype(dtype)
+
+    def set_dtype(self, dtype, predicate=None) -> None:
+        kwargs = {} if predicate is None else {"predicate": predicate}
+        super().set_dtype(dtype, **kwargs)
+        self._sync_buffers()
+
+    def load_weights(self, file_or_weights, strict: bool = True) -> "Model":
+        super().load_weights(file_or_weights, strict=strict)
+        self._sync_buffers()
+        return self
+
+    # -- forward -------------------------------------------------------------------------
+    def encode_features(self, features: mx.array) -> mx.array:
+        """(B, N_FRAMES, n_mels) log-mel features -> (B, n_audio_ctx, n_audio_state) encoder states."""
+        return self.encoder(features.astype(self.encoder.conv1.weight.dtype))
+
+    def encode_batch(self, waveforms: mx.array, lengths: mx.array) -> mx.array:
+        """(B, T) raw waveforms -> encoder states of each clip's first 30 s."""
+        return self.encode_features(encoder_input(waveforms, lengths, self.config.n_mels))
+
+    def embed_batch(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        """(B, T) -> (B, n_audio_state): the mean encoder state over the frames the clip covers."""
+        states = self.encode_batch(waveforms, lengths)
+        frames = mx.minimum(conv_output_lengths(frame_counts(lengths), 3, 2, padding=1), states.shape[1])
+        return masked_mean(states.astype(mx.float32), length_mask(frames, states.shape[1]))
+
+    def classify(self, encoder_states: mx.array) -> mx.array:
+        """(B, n_audio_ctx, n_audio_state) encoder states -> (B, languages) logits.
+
+        Whisper's language head reads every encoder state (through cross-attention), not a pooled
+        embedding: one decoder step from <|startoftranscript|>, keeping the language tokens' logits.
+        """
+        tokens = mx.full((encoder_states.shape[0], 1), self.config.sot_token, dtype=mx.int32)
+        logits = self.decoder(tokens, encoder_states)[0][:, 0]  # (B, n_vocab)
+        return logits[:, self._language_tokens]
+
+    def forward(self, waveforms: mx.array, lengths: mx.array, padded: bool = True) -> mx.array:
+        return self.classify(self.encode_batch(waveforms, lengths))
