@@ -39,7 +39,10 @@ CACHE = Path(os.environ.get("MLX_AUDIO_LID_REAL_CACHE", Path.home() / ".cache" /
 def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="a CTranslate2 Whisper folder (default: fetch Whisper base)")
-    parser.add_argument("--size", choices=["base", "tiny"], default="base", help="tiny: a random model, synthetic clips")
+    parser.add_argument("--size", choices=["base", "base-random", "tiny"], default="base",
+                        help="base-random: Whisper base's size with random weights (where the real weights cannot travel: "
+                             "every input is padded to 30 s, so speed does not depend on them); tiny: a tiny random model; "
+                             "both on synthetic clips")
     parser.add_argument("--speech", type=Path, default=SHARED / "real" / "speech")
     parser.add_argument("--gpu", action="store_true", help="MLX on its GPU, CTranslate2 on CUDA")
     parser.add_argument("--repeats", type=int, default=2, help="warm calls timed, after two untimed")
@@ -99,13 +102,14 @@ def main():
     args = arguments()
     if args.gpu:
         mx.set_default_device(mx.gpu)
-    if args.size == "tiny":
+    if args.size in ("tiny", "base-random"):
         import tempfile
 
         from references import whisper as ref
         from references.signals import speechlike_clips
 
-        folder = ref.tiny_ctranslate2(Path(tempfile.mkdtemp()) / "tiny-ct2")
+        config = ref.tiny_config() if args.size == "tiny" else ref.base_config()
+        folder = ref.random_ctranslate2(Path(tempfile.mkdtemp()) / f"{args.size}-ct2", config)
         clips = speechlike_clips([16000 * (2 + i % 7) for i in range(args.batch)])
     else:
         folder = args.model or whisper_base()

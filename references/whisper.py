@@ -120,10 +120,21 @@ def save_ctranslate2(transformers_folder: Path, folder: Path, quantization: str 
     return folder
 
 
+def base_config() -> WhisperConfig:
+    """Whisper base's dimensions (74 M parameters) with this module's vocabulary: random-weight speed runs."""
+    return WhisperConfig(**dict(tiny_config().to_dict(), d_model=512, encoder_layers=6, encoder_attention_heads=8,
+                                decoder_layers=6, decoder_attention_heads=8, encoder_ffn_dim=2048, decoder_ffn_dim=2048))
+
+
+def random_ctranslate2(folder: Path, config: WhisperConfig, seed: int = 0) -> Path:
+    """A random Whisper of `config` in the faster-whisper layout (its transformers source beside it)."""
+    source = save_transformers(build(config, seed=seed), folder.parent / f"{folder.name}-transformers")
+    return save_ctranslate2(source, folder)
+
+
 def tiny_ctranslate2(folder: Path, seed: int = 0) -> Path:
     """A tiny multilingual Whisper in the faster-whisper layout (its transformers source beside it)."""
-    source = save_transformers(build(tiny_config(), seed=seed), folder.parent / f"{folder.name}-transformers")
-    return save_ctranslate2(source, folder)
+    return random_ctranslate2(folder, tiny_config(), seed)
 
 
 def save_mlx_community(weights: dict, dimensions: dict, folder: Path, file: str = "weights.safetensors",
