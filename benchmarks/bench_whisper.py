@@ -25,7 +25,7 @@ import mlx_audio_lid as lid  # first: it puts an optimized BLAS under MLX on Lin
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
+
 
 from mlx_audio_lid import quantization  # noqa: E402
 from mlx_audio_lid.identification import pad_batch  # noqa: E402
@@ -78,14 +78,15 @@ def reference(folder: Path, gpu: bool, threads: int):
     """name -> faster-whisper WhisperModel, by CTranslate2 compute type; what failed to load, and why."""
     from faster_whisper import WhisperModel
 
-    types = ("float16", "int8_float16") if gpu else ("float32", "int8")
+    devices = [("cuda", "float16"), ("cuda", "int8_float16")] if gpu else []
+    devices += [("cpu", "float32"), ("cpu", "int8")]  # on a GPU machine too: CTranslate2's CUDA build may not run there
     models, failed = {}, {}
-    for compute_type in types:
+    for device, compute_type in devices:
+        name = f"faster-whisper {device} {compute_type}" if gpu else f"faster-whisper {compute_type}"
         try:
-            models[f"faster-whisper {compute_type}"] = WhisperModel(
-                str(folder), device="cuda" if gpu else "cpu", compute_type=compute_type, cpu_threads=threads)
+            models[name] = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
         except (RuntimeError, ValueError, OSError) as error:  # e.g. no CUDA build of CTranslate2
-            failed[f"faster-whisper {compute_type}"] = f"{type(error).__name__}: {error}"
+            failed[name] = f"{type(error).__name__}: {error}"
     return models, failed
 
 
@@ -116,6 +117,8 @@ def main():
         paths = sorted(args.speech.glob("*.wav"))
         if len(paths) < args.batch:
             sys.exit(f"{args.speech} has {len(paths)} clips, fewer than --batch {args.batch}")
+        import soundfile as sf  # only for the recorded clips
+
         clips = [sf.read(p, dtype="float32")[0] for p in paths[: args.batch]]
     cases = {"1 clip": clips[:1], f"{args.batch} clips": clips}
     runs = {}
@@ -135,11 +138,17 @@ def main():
     timings = {}
     for (name, case), run in runs.items():
         print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
-        timings[(name, case)] = timed(run, repeats=args.repeats)
+        try:
+            timings[(name, case)] = timed(run, repeats=args.repeats)
+        except RuntimeError as error:  # CTranslate2 loads without its CUDA libraries and fails at the first call
+            if not name.startswith("faster-whisper"):
+                raise
+            failed[name.split(" detect_language")[0].split(" batched")[0]] = f"{type(error).__name__}: {error}"
     baselines = [n for n, _ in timings if n.endswith("detect_language")]
     rows = []
     for (name, case), t in timings.items():
-        ratios = [f"{timings[(b, case)]['median_s'] / t['median_s']:.2f}" for b in dict.fromkeys(baselines)]
+        ratios = [f"{timings[(b, case)]['median_s'] / t['median_s']:.2f}" if (b, case) in timings else "-"
+                  for b in dict.fromkeys(baselines)]
         rows.append([name, case, f"{t['median_s'] * 1e3:.0f}", f"{t['min_s'] * 1e3:.0f}", f"{t['first_s'] * 1e3:.0f}",
                      f"{len(cases[case]) / t['median_s']:.2f}", *ratios])
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
@@ -150,7 +159,7 @@ def main():
     header += [f"x {b.replace(' detect_language', '')}" for b in dict.fromkeys(baselines)]
     print(markdown_table(header, rows))
     for name, why in failed.items():
-        print(f"\n{name} did not load: {why}")
+        print(f"\n{name} did not run: {why}")
     if args.json:
         import json
 
