@@ -288,10 +288,12 @@ def parser() -> argparse.ArgumentParser:
                             "(default per model family)")
     ident.add_argument("--window", type=_number(float, 0, low_open=True), help="window length in seconds (default per model family)")
     ident.add_argument("--hop", type=_number(float, 0, low_open=True), help="seconds between window starts (default: half the window)")
-    ident.add_argument("--vad", choices=sorted(vad.NAMES), default="energy", help="voice activity detector")
+    ident.add_argument("--vad", choices=sorted(vad.NAMES), default="silero",
+                       help="voice activity detector (default silero: speech, not just sound; energy: any sound "
+                            "above --vad-threshold-db)")
     ident.add_argument("--no-vad", action="store_true", help="run every window, silent or not")
     ident.add_argument("--vad-threshold-db", type=_number(float),
-                       help=f"energy VAD: frame level (dBFS) that counts as speech (default {THRESHOLD_DB})")
+                       help=f"with --vad energy: frame level (dBFS) that counts as speech (default {THRESHOLD_DB})")
     ident.add_argument("--allow-partial", action="store_true",
                        help="identify the part of a truncated or damaged file that decodes (a warning says so)")
     ident.add_argument("--plot", metavar="PNG", help="draw the timeline of one file (needs matplotlib)")

@@ -136,7 +136,7 @@ def identify(
     window: Optional[float] = None,
     hop: Optional[float] = None,
     max_whole: Optional[float] = None,
-    vad: Union[None, bool, str, voice_activity.VoiceActivity] = "energy",
+    vad: Union[None, bool, str, voice_activity.VoiceActivity] = "silero",
     vad_threshold_db: Optional[float] = None,
     allow_partial: bool = False,
     compile: Optional[bool] = None,
@@ -155,9 +155,10 @@ def identify(
       reference implementations give it. A longer one is cut into `window`-second windows every
       `hop` seconds (defaults per family); windows with less than 0.3 s of speech are skipped,
       and the answer averages the others, weighted by the speech each stands for.
-    - `vad`: "energy" (frames above `vad_threshold_db`, default -50 dBFS), "silero" (Silero
-      VAD: speech, not just sound), None (every window runs), or a `vad.VoiceActivity`;
-      `True`/`False` mean "energy"/None. A recording without speech answers "und".
+    - `vad`: "silero" (the default: Silero VAD, speech, not just sound), "energy" (frames above
+      `vad_threshold_db`, default -50 dBFS; music and noise count), None (every window runs),
+      or a `vad.VoiceActivity`; `True`/`False` mean "energy"/None. A recording without speech
+      answers "und".
     - `segments=True` adds `.segments`: (start, end, language, probability) in seconds, drawn
       from windows whatever the recording's length.
     - A file that decodes to less than its header declares is an error; `allow_partial=True`

@@ -14,7 +14,7 @@ import mlx_audio_lid as lid
 
 from references import ecapa as reference_ecapa
 from references import mms as ref
-from references.signals import speechlike_clips
+from references.signals import SYNTHETIC_VAD, speechlike_clips
 
 THREADS = 6
 
@@ -31,7 +31,8 @@ def test_identify_from_several_threads_equals_sequential_calls(model):
     # Lengths from one window to several, and 8 kHz input, so threads resample and window differently.
     clips = speechlike_clips([8000, 14000, 20000, 26000, 12000, 18000], seed=7)
     rates = [16000, 8000, 16000, 16000, 8000, 16000]
-    run = lambda i: lid.identify(model, clips[i], sample_rate=rates[i], segments=True, window=0.5)  # noqa: E731
+    run = lambda i: lid.identify(model, clips[i], sample_rate=rates[i], segments=True, window=0.5,  # noqa: E731
+                                   vad=SYNTHETIC_VAD)
     sequential = [run(i) for i in range(len(clips))]
     with ThreadPoolExecutor(THREADS) as pool:
         threaded = list(pool.map(run, list(range(len(clips))) * 3))

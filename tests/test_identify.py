@@ -8,7 +8,7 @@ import mlx_audio_lid as lid
 
 from references import ecapa as reference_ecapa
 from references import mms as ref
-from references.signals import speechlike_clips
+from references.signals import SYNTHETIC_VAD, speechlike_clips
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def model_and_reference(tmp_path_factory):
 def test_single_clip_gives_one_prediction(model_and_reference):
     model, reference = model_and_reference
     clip = speechlike_clips([8000])[0]
-    prediction = lid.identify(model, clip, top_k=3)
+    prediction = lid.identify(model, clip, top_k=3, vad=SYNTHETIC_VAD)
     assert isinstance(prediction, lid.LanguagePrediction)
     expected = np.exp(ref.reference_logits(reference, [clip])[0])
     expected /= expected.sum()
@@ -36,10 +36,10 @@ def test_single_clip_gives_one_prediction(model_and_reference):
 def test_list_of_clips_keeps_order_and_equals_alone(model_and_reference):
     model, _ = model_and_reference
     clips = speechlike_clips([4000, 16000, 7000, 11000, 5000], seed=3)
-    together = lid.identify(model, clips, batch_size=2)
+    together = lid.identify(model, clips, batch_size=2, vad=SYNTHETIC_VAD)
     assert isinstance(together, list) and len(together) == len(clips)
     for clip, prediction in zip(clips, together):
-        alone = lid.identify(model, mx.array(clip))
+        alone = lid.identify(model, mx.array(clip), vad=SYNTHETIC_VAD)
         assert alone.language == prediction.language
         assert max(abs(alone.probs[k] - prediction.probs[k]) for k in alone.probs) <= 1e-5
 
@@ -48,7 +48,7 @@ def test_other_sample_rates_are_resampled(model_and_reference):
     model, _ = model_and_reference
     clip_16k = speechlike_clips([16000])[0]
     clip_8k = clip_16k[::2].copy()
-    prediction = lid.identify(model, clip_8k, sample_rate=8000)
+    prediction = lid.identify(model, clip_8k, sample_rate=8000, vad=SYNTHETIC_VAD)
     assert set(prediction.probs) == set(ref.LANGUAGES)
 
 
@@ -87,8 +87,8 @@ def test_embed_gives_one_vector_per_clip_batched_as_alone():
 def test_compiled_identify_gives_the_eager_answer(model_and_reference):
     model, _ = model_and_reference
     clips = speechlike_clips([8000, 12000])
-    eager = lid.identify(model, clips, compile=False)
-    compiled = lid.identify(model, clips, compile=True)
+    eager = lid.identify(model, clips, compile=False, vad=SYNTHETIC_VAD)
+    compiled = lid.identify(model, clips, compile=True, vad=SYNTHETIC_VAD)
     for a, b in zip(eager, compiled):
         assert a.language == b.language
         assert max(abs(a.probs[k] - b.probs[k]) for k in a.probs) <= 1e-5

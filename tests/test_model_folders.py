@@ -21,7 +21,7 @@ from mlx_audio_lid.models.wav2vec_cls import model as wav2vec_cls
 
 from references import ecapa as reference_ecapa
 from references import mms as ref
-from references.signals import speechlike_clips
+from references.signals import SYNTHETIC_VAD, speechlike_clips
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,9 @@ def test_every_structural_key_of_an_mms_config_is_required(mms_folder, tmp_path,
 def test_do_stable_layer_norm_changes_the_answer_so_it_cannot_default(mms_folder, tmp_path):
     """Why the key is required: the same weights load under either value and answer differently."""
     clip = speechlike_clips([16000], seed=9)[0]
-    stated = lid.identify(lid.load(mms_folder), clip).probs
+    stated = lid.identify(lid.load(mms_folder), clip, vad=SYNTHETIC_VAD).probs
     flipped = lid.load(edited(mms_folder, tmp_path, lambda config: config.update(do_stable_layer_norm=False)))
-    assert max(abs(stated[k] - p) for k, p in lid.identify(flipped, clip).probs.items()) > 1e-3
+    assert max(abs(stated[k] - p) for k, p in lid.identify(flipped, clip, vad=SYNTHETIC_VAD).probs.items()) > 1e-3
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -123,5 +123,5 @@ def test_weights_with_nan_are_refused(ecapa_folder, tmp_path):
 
 def test_an_intact_folder_still_loads_and_answers(mms_folder, ecapa_folder):
     for folder in (mms_folder, ecapa_folder):
-        prediction = lid.identify(lid.load(folder), speechlike_clips([16000])[0])
+        prediction = lid.identify(lid.load(folder), speechlike_clips([16000])[0], vad=SYNTHETIC_VAD)
         assert np.isfinite(prediction.probability)

@@ -13,7 +13,7 @@ from mlx_audio_lid.identification import pad_batch
 
 import conversion_sources
 from references import mms as ref
-from references.signals import speechlike_clips
+from references.signals import SYNTHETIC_VAD, speechlike_clips
 
 CLIP_LENGTHS = [16000, 9000, 4000]  # 1 s, 0.56 s, 0.25 s: a padded batch of three lengths
 FLOAT32_TOLERANCE = 1e-4
@@ -160,7 +160,7 @@ def test_identify_gives_transformers_answer_for_the_whole_clip(downsampling_320x
     reference, model = downsampling_320x
     clip = speechlike_clips([seconds * 16000], seed=seconds)[0]
     expected = transformers_log_probabilities(reference, clip)
-    prediction = lid.identify(model, clip, max_whole=max_whole)
+    prediction = lid.identify(model, clip, max_whole=max_whole, vad=SYNTHETIC_VAD)
     got = np.log([prediction.probs[label] for label in model.labels])
     assert np.abs(got - expected).max() <= FLOAT32_TOLERANCE
 
@@ -168,6 +168,6 @@ def test_identify_gives_transformers_answer_for_the_whole_clip(downsampling_320x
 def test_past_max_whole_the_answer_comes_from_windows(downsampling_320x):
     reference, model = downsampling_320x
     clip = speechlike_clips([45 * 16000], seed=45)[0]
-    windowed = lid.identify(model, clip)  # 45 s > 30 s: 10 s windows every 5 s
+    windowed = lid.identify(model, clip, vad=SYNTHETIC_VAD)  # 45 s > 30 s: 10 s windows every 5 s
     got = np.log([windowed.probs[label] for label in model.labels])
     assert np.abs(got - transformers_log_probabilities(reference, clip)).max() > 100 * FLOAT32_TOLERANCE
