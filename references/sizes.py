@@ -15,7 +15,7 @@ def mms_lid(num_labels: int = 256) -> dict:
         conv_stride=[5, 2, 2, 2, 2, 2, 2], conv_bias=True, feat_extract_norm="layer",
         feat_extract_activation="gelu", do_stable_layer_norm=True, num_conv_pos_embeddings=128,
         num_conv_pos_embedding_groups=16, classifier_proj_size=1024, adapter_attn_dim=16,
-        use_weighted_layer_sum=False, id2label={str(i): f"l{i:04d}" for i in range(num_labels)},
+        use_weighted_layer_sum=False, layer_norm_eps=1e-5, id2label={str(i): f"l{i:04d}" for i in range(num_labels)},
     )
 
 
