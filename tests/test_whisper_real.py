@@ -3,10 +3,10 @@ every clip in ../shared/real/speech, through this package and through faster-whi
 `WhisperModel(dir, device="cpu", compute_type="float32").detect_language(audio)`.
 
 Measured on the 2-core CPU (MLX float32): every top-1 equals faster-whisper's and the clip's
-language; max |Δ probability| 2.8e-5 (bound 2e-3). What limits it: the float32 log-mel features
-(this package's MLX FFT vs faster-whisper's numpy one differ by up to 3e-5 near the floor) and
-float32 summation order in the encoder, which CTranslate2 runs with its own kernels. The weights
-are the same float16 values in both (model.bin is stored in float16; both compute in float32).
+language; max |Δ probability| 2.8e-5 (bound 2e-3). What limits it: float32 rounding in the two
+networks' own kernels (matmul blocking, softmax, GELU, layer norm over 6 + 6 layers), not the
+front end: faster-whisper's own features through this package's network give the same Δ to
+within 3e-7. Both compute in float32 from the same float16-stored weights of model.bin.
 
 The weights are fetched once by ../shared/real/get-whisper-base into ~/.cache/mlx-audio-lid-real
 (MLX_AUDIO_LID_REAL_CACHE overrides) and reused. Without ../shared (MLX_AUDIO_LID_SHARED overrides)
@@ -34,9 +34,16 @@ pytestmark = pytest.mark.skipif(
     reason=f"{REAL} is absent: the recorded speech and the script that fetches real Whisper weights live there",
 )
 
-MAX_DELTA_FLOAT32 = 2e-3  # the issue's bound; measured 2.8e-5
-MAX_DELTA_8BIT = 0.05  # measured 0.017 (MLX 8-bit, group 64, float32 beside it)
-MAX_DELTA_FLOAT16 = 0.02  # measured 3.9e-3 (MLX float16 on the CPU)
+# max |Δ probability| against faster-whisper float32, over every clip and language:
+MAX_DELTA_FLOAT32 = 2e-3  # the issue's bound; measured 2.8e-5 (CPU)
+MAX_DELTA_8BIT = 5e-3  # measured 8.3e-4 (CPU; MLX 8-bit affine, group 64, float32 beside it)
+MAX_DELTA_FLOAT16 = 1e-2  # measured 1.4e-5 (CPU, the first 2 clips); GPU: see README "Whisper"
+# MLX's 8-bit and float16 kernels on a CPU take 45-50 s per clip here (float32: 4-9 s), so those
+# two checks run on a GPU, or where asked.
+SLOW_ON_CPU = pytest.mark.skipif(
+    mx.default_device() != mx.gpu and not os.environ.get("MLX_AUDIO_LID_REAL_ALL"),
+    reason="MLX's 8-bit and float16 kernels take ~45 s per clip on a CPU; set MLX_AUDIO_LID_REAL_ALL=1 to run them",
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +108,9 @@ def test_top1_is_faster_whisper_and_the_spoken_language(model, alone, reference,
 
 
 def test_probabilities_match_faster_whisper_in_float32(model, alone, reference):
-    assert worst_delta(model, alone, reference) <= MAX_DELTA_FLOAT32
+    worst = worst_delta(model, alone, reference)
+    print(f"float32: max |Δ probability| {worst:.2g} against faster-whisper float32")
+    assert worst <= MAX_DELTA_FLOAT32
     for name, row in alone.items():
         assert float(row.max()) == pytest.approx(reference[name][1], abs=MAX_DELTA_FLOAT32)
 
@@ -111,18 +120,22 @@ def test_a_padded_batch_of_every_clip_equals_each_alone(model, alone, clips):
     np.testing.assert_allclose(batch, np.stack(list(alone.values())), atol=1e-6, rtol=0)
 
 
+@SLOW_ON_CPU
 def test_8bit_within_its_bound(folder, reference, clips):
     quantized = lid.load(folder, dtype="float32")
     quantization.quantize(quantized, 8, 64)  # what `convert -q --q-bits 8` does before it saves
     rows = dict(zip(clips, probabilities(quantized, [samples for _, samples in clips.values()])))
     assert {n: quantized.labels[int(r.argmax())] for n, r in rows.items()} == {n: t for n, (t, _) in clips.items()}
-    assert worst_delta(quantized, rows, reference) <= MAX_DELTA_8BIT
+    worst = worst_delta(quantized, rows, reference)
+    print(f"8-bit: max |Δ probability| {worst:.2g} against faster-whisper float32")
+    assert worst <= MAX_DELTA_8BIT
 
 
-@pytest.mark.skipif(mx.default_device() != mx.gpu and not os.environ.get("MLX_AUDIO_LID_REAL_FLOAT16"),
-                    reason="MLX's float16 kernels on a CPU take about a minute per clip; set MLX_AUDIO_LID_REAL_FLOAT16=1")
+@SLOW_ON_CPU
 def test_float16_within_its_bound(folder, reference, clips):
     half = lid.load(folder, dtype="float16")
     rows = dict(zip(clips, probabilities(half, [samples for _, samples in clips.values()])))
     assert {n: half.labels[int(r.argmax())] for n, r in rows.items()} == {n: t for n, (t, _) in clips.items()}
-    assert worst_delta(half, rows, reference) <= MAX_DELTA_FLOAT16
+    worst = worst_delta(half, rows, reference)
+    print(f"float16: max |Δ probability| {worst:.2g} against faster-whisper float32")
+    assert worst <= MAX_DELTA_FLOAT16
