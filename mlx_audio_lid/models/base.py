@@ -236,6 +236,14 @@ def check_finite_output(values: np.ndarray, what: str = "the clip") -> None:
 MAX_LIST_ENTRIES = 64  # per-layer lists in a config (conv_dim, channels, ...): published models have 5-7
 
 
+def check_config(model_type: str, params: dict, required, limits: Dict[str, int]) -> None:
+    """Every required key present, then every size within its limit (check_sizes)."""
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise ValueError(f"{model_type} config is missing required keys: {', '.join(missing)}")
+    check_sizes(model_type, params, limits)
+
+
 def check_sizes(model_type: str, params: dict, limits: Dict[str, int]) -> None:
     """Each size a config gives (a whole number, or a list of them) within 1..its limit.
 

@@ -17,7 +17,7 @@ import mlx.nn as nn
 from mlx_audio.codec.models.ecapa_tdnn.ecapa_tdnn import AttentiveStatisticsPooling, SERes2NetBlock, TDNNBlock
 
 from ...masking import length_mask, masked_mean
-from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_config
 from .fbank import fbank_frame_lengths, speechbrain_fbank
 from .source import MODEL_TYPE
 
@@ -54,10 +54,7 @@ class ModelConfig:
     def from_dict(cls, params: dict) -> "ModelConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-        missing = [k for k in required if k not in params]
-        if missing:
-            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
-        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        check_config(MODEL_TYPE, params, required, SIZE_LIMITS)
         config = cls(**{k: v for k, v in params.items() if k in names})
         if config.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier {config.classifier!r} is not one of {CLASSIFIERS}")

@@ -15,7 +15,7 @@ from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
 from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
 from ...masking import conv_output_lengths, length_mask, masked_mean
-from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_config
 from .encoder import encoder_layer, fuse_qkv
 from .positional import positional_conv_as_matmul
 from .source import MODEL_TYPE
@@ -49,10 +49,7 @@ class ModelConfig(Wav2Vec2Config):
 
     @classmethod
     def from_dict(cls, params: dict) -> "ModelConfig":
-        missing = [k for k in REQUIRED_KEYS if k not in params]
-        if missing:
-            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
-        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        check_config(MODEL_TYPE, params, REQUIRED_KEYS, SIZE_LIMITS)
         if not len(params["conv_dim"]) == len(params["conv_kernel"]) == len(params["conv_stride"]):
             raise ValueError(f"{MODEL_TYPE} config: conv_dim, conv_kernel and conv_stride must have one entry per conv layer")
         for key in ("do_stable_layer_norm", "conv_bias"):

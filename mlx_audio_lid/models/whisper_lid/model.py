@@ -18,7 +18,7 @@ from mlx_audio.stt.models.whisper.tokenizer import LANGUAGES
 from mlx_audio.stt.models.whisper.whisper import AudioEncoder, ModelDimensions, MultiHeadAttention, TextDecoder
 
 from ...masking import conv_output_lengths, length_mask, masked_mean
-from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_sizes
+from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_config
 from .features import N_FFT, N_FRAMES, encoder_input, frame_counts
 from .source import MODEL_TYPE
 
@@ -60,10 +60,7 @@ class ModelConfig(ModelDimensions):
 
     @classmethod
     def from_dict(cls, params: dict) -> "ModelConfig":
-        missing = [k for k in DIMENSIONS if k not in params]
-        if missing:
-            raise ValueError(f"{MODEL_TYPE} config is missing required keys: {', '.join(missing)}")
-        check_sizes(MODEL_TYPE, params, SIZE_LIMITS)
+        check_config(MODEL_TYPE, params, DIMENSIONS, SIZE_LIMITS)
         if params["n_audio_ctx"] != ENCODER_FRAMES:
             raise ValueError(f"{MODEL_TYPE} config: n_audio_ctx is {params['n_audio_ctx']}; Whisper's encoder reads "
                              f"30 s, {ENCODER_FRAMES} frames")
