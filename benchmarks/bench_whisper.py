@@ -48,6 +48,8 @@ def arguments():
     parser.add_argument("--repeats", type=int, default=2, help="warm calls timed, after two untimed")
     parser.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2's intra threads (0: its default)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--quantized", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time the 8-bit model (default: on a GPU only; MLX's x86 CPU kernels take ~45 s a clip for it)")
     parser.add_argument("--compiled", action="store_true", help="also time mx.compile(model.forward)")
     parser.add_argument("--json", type=Path)
     return parser.parse_args()
@@ -59,13 +61,16 @@ def whisper_base() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def ours(folder: Path, gpu: bool):
-    """name -> MLX model: float (float16 on a GPU, else float32) and 8-bit beside that float; on a
-    GPU also the float model with mlx-audio's own attention instead of MLX's fused kernel."""
+def ours(folder: Path, gpu: bool, quantized: bool):
+    """name -> MLX model: float (float16 on a GPU, else float32) and, if `quantized`, 8-bit beside
+    that float; on a GPU also the float model with mlx-audio's own attention instead of MLX's
+    fused kernel."""
     dtype = "float16" if gpu else "float32"
-    quantized = lid.load(folder, dtype=dtype)
-    quantization.quantize(quantized, 8, 64)
-    models = {f"MLX {dtype}": lid.load(folder, dtype=dtype), f"MLX 8-bit + {dtype}": quantized}
+    models = {f"MLX {dtype}": lid.load(folder, dtype=dtype)}
+    if quantized:
+        model = lid.load(folder, dtype=dtype)
+        quantization.quantize(model, 8, 64)
+        models[f"MLX 8-bit + {dtype}"] = model
     if gpu:
         unfused = lid.load(folder, dtype=dtype)
         for block in unfused.encoder.blocks:
@@ -88,6 +93,38 @@ def reference(folder: Path, gpu: bool, threads: int):
         except (RuntimeError, ValueError, OSError) as error:  # e.g. no CUDA build of CTranslate2
             failed[name] = f"{type(error).__name__}: {error}"
     return models, failed
+
+
+REFERENCE_CHECK = "faster-whisper cpu float32"  # CTranslate2's CPU float32: what every other row is checked against
+
+
+def probability_deltas(ours_models, references, clip):
+    """name -> (max |Δ probability| against REFERENCE_CHECK, top-1 equal) on one clip; {} without it."""
+    check = references.get(REFERENCE_CHECK) or references.get(REFERENCE_CHECK.replace("cpu ", ""))
+    if check is None:
+        return {}
+
+    def reference_probs(model):
+        try:
+            return dict(model.detect_language(clip)[2])
+        except RuntimeError:  # it failed to run: its timing row says so
+            return None
+
+    expected = reference_probs(check)
+    results = {}
+    for name, model in ours_models.items():
+        waveforms, lengths = pad_batch([clip])
+        probs = np.array(mx.softmax(model(waveforms, lengths).astype(mx.float32), axis=-1))[0]
+        results[name] = dict(zip(model.labels, probs.tolist()))
+    for name, model in references.items():
+        got = reference_probs(model)
+        if got is not None:
+            results[name] = got
+    out = {}
+    for name, probs in results.items():
+        delta = max(abs(probs[c] - p) for c, p in expected.items())
+        out[name] = (delta, max(probs, key=probs.get) == max(expected, key=expected.get))
+    return out
 
 
 def batched_detect(model, clips):
@@ -122,7 +159,8 @@ def main():
         clips = [sf.read(p, dtype="float32")[0] for p in paths[: args.batch]]
     cases = {"1 clip": clips[:1], f"{args.batch} clips": clips}
     runs = {}
-    for name, model in ours(folder, args.gpu).items():
+    ours_models = ours(folder, args.gpu, args.quantized if args.quantized is not None else args.gpu)
+    for name, model in ours_models.items():
         compiled = mx.compile(model.forward)
         for case, group in cases.items():
             waveforms, lengths = pad_batch(group)
@@ -144,6 +182,7 @@ def main():
             if not name.startswith("faster-whisper"):
                 raise
             failed[name.split(" detect_language")[0].split(" batched")[0]] = f"{type(error).__name__}: {error}"
+    agreement = probability_deltas(ours_models, references, clips[0])
     baselines = [n for n, _ in timings if n.endswith("detect_language")]
     rows = []
     for (name, case), t in timings.items():
@@ -160,10 +199,15 @@ def main():
     print(markdown_table(header, rows))
     for name, why in failed.items():
         print(f"\n{name} did not run: {why}")
+    if agreement:
+        print(f"\nThe first clip's language probabilities, max |Δ| against {REFERENCE_CHECK}:\n")
+        print(markdown_table(["implementation", "max |Δ probability|", "top-1 agrees"],
+                             [[n, f"{d:.2e}", str(same)] for n, (d, same) in agreement.items()]))
     if args.json:
         import json
 
         report = {"title": title, "machine": machine_description(), "failed": failed,
+                  "agreement": {n: {"max_delta": d, "top1_agrees": same} for n, (d, same) in agreement.items()},
                   "rows": [dict(zip(header, row)) for row in rows]}
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -4,7 +4,9 @@
 # On the GPU machine, from the repository root, after staging MLX's CUDA build and the extra
 # wheels (shared/gpu/README.md; mlx-audio, speechbrain, hyperpyyaml, ruamel.yaml) and
 #     export PYTHONPATH=/tmp/site:$PWD
-# run:  bash benchmarks/gpu_suite.sh
+# run:  bash benchmarks/gpu_suite.sh [speed|whisper|all]
+# (default all; each part fits one 10-minute device command: `speed` is issue 13's rows,
+# `whisper` is issue 11's Whisper rows and the identify profiles)
 # Writes $OUT/gpu_suite.md (every table, each under the command that made it),
 # $OUT/gpu_suite.json (every row of every step) and $OUT/gpu_suite.log (progress, stderr).
 # Steps run in order of the issue's table and each gets at most its own limit and what is left
@@ -12,9 +14,11 @@
 # a step cut short says so in the tables. The compiled rows come only from first_call (which
 # gives each family its own, empty kernel cache): elsewhere a cold cache compiles for minutes.
 set -u
+PART=${1:-all}
+case $PART in speed|whisper|all) ;; *) echo "usage: $0 [speed|whisper|all]" >&2; exit 2 ;; esac
 OUT=${OUT:-/tmp/gpu_suite_out}
 mkdir -p "$OUT"
-MD=$OUT/gpu_suite.md LOG=$OUT/gpu_suite.log JSON_DIR=$(mktemp -d)
+MD=$OUT/gpu_suite_$PART.md LOG=$OUT/gpu_suite_$PART.log JSON_DIR=$(mktemp -d)
 BUDGET=${GPU_SUITE_SECONDS:-540}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -57,6 +61,8 @@ PY
 ECAPA_REFERENCE=()
 $PY -c "import speechbrain" >> "$LOG" 2>&1 || ECAPA_REFERENCE=(--no-reference)
 
+if [[ $PART != whisper ]]; then
+
 # Rows 1-3: MMS-LID float16 10 s x 1, 10 s x 16, and a 10-minute recording through identify.
 step "MMS-LID float16 vs PyTorch float16 (eager)" 150 \
   $PY -m benchmarks.bench_mms --torch-device cuda --dtypes float16 --cases "10 s x 1,30 s x 1,10 s x 16" \
@@ -83,8 +89,33 @@ step "Profile: ECAPA 1 x 10 s float16" 30 \
 # (its kernel cache is the package's default folder, warm from the steps above for the shared kernels).
 step "One hour, identify(segments=True, compile=True), float16" 90 \
   $PY -m benchmarks.long_recording --ecapa-minutes 60 --mms-minutes 60 --dtype float16 --compile
+fi
 
-$PY - "$JSON_DIR" "$OUT/gpu_suite.json" <<'PY'
+if [[ $PART != speed ]]; then
+# CTranslate2's CUDA build dlopens libcublas.so.12, its one CUDA library beside the driver; this
+# machine has CUDA 13's cuBLAS. The seven cuBLAS entry points it calls (cublasCreate_v2,
+# cublasGemmEx, cublasGemmStridedBatchedEx, ...) keep their signatures in cuBLAS 13, so a link
+# under the old name lets it run; bench_whisper prints its probabilities against CTranslate2's
+# CPU run, which says whether that holds.
+CUBLAS13=$(find /usr/local /usr/lib /opt $($PY -c 'import site; print(" ".join(site.getsitepackages()))') \
+  -name 'libcublas.so.13*' 2>/dev/null | head -1)
+if [[ -n $CUBLAS13 ]]; then
+  SHIM=$(mktemp -d)
+  ln -s "$CUBLAS13" "$SHIM/libcublas.so.12"
+  export LD_LIBRARY_PATH=$SHIM:$(dirname "$CUBLAS13")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  echo "cuBLAS 13 as libcublas.so.12 for CTranslate2: $CUBLAS13" >> "$LOG"
+fi
+step "Whisper base size (random weights), MLX vs faster-whisper detect_language" 240 \
+  $PY -m benchmarks.bench_whisper --size base-random --gpu --repeats 5 --batch 16 --json "$JSON_DIR/bench_whisper.json"
+step "Profile: ECAPA identify of 10 minutes, float16" 60 \
+  $PY -m benchmarks.profile_identify --model ecapa --minutes 10 --dtype float16
+step "Profile: ECAPA identify of 10 minutes, float32" 60 \
+  $PY -m benchmarks.profile_identify --model ecapa --minutes 10 --dtype float32
+step "Profile: MMS-LID identify of 10 minutes, float16" 90 \
+  $PY -m benchmarks.profile_identify --model mms --minutes 10 --dtype float16
+fi
+
+$PY - "$JSON_DIR" "$OUT/gpu_suite_$PART.json" <<'PY'
 import json, sys
 from pathlib import Path
 steps = {p.stem: json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("*.json"))}

@@ -15,6 +15,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from .. import cpu_math
 from ..audio import check_samples
 
 # The most memory one intermediate array of one clip's pass may take. Above it a single pass
@@ -183,7 +184,13 @@ class LanguageIdModel(nn.Module, abc.ABC):
         and its kernels come from the on-disk cache (kernel_cache.py) when seen before.
         """
         if getattr(self, "_compiled_forward", None) is None:
-            object.__setattr__(self, "_compiled_forward", mx.compile(self.forward))
+            compiled = mx.compile(self.forward)
+
+            def forward(*args, **kwargs):
+                with cpu_math.tracing():  # a traced array cannot go through NumPy
+                    return compiled(*args, **kwargs)
+
+            object.__setattr__(self, "_compiled_forward", forward)
         return self._compiled_forward
 
     def prepare_weights(self) -> None:

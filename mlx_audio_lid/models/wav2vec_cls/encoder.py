@@ -13,6 +13,8 @@ from typing import Optional
 import mlx.core as mx
 import mlx.nn as nn
 
+from ... import cpu_math
+
 
 def fuse_qkv(attention: nn.Module) -> None:
     """Store (weight, bias) of q, k, v stacked, and make the three layers views of them."""
@@ -49,7 +51,7 @@ def self_attention(attention: nn.Module, hidden: mx.array, mask: Optional[mx.arr
     heads = attention.num_heads
     qkv = mx.addmm(fused[1], hidden, fused[0].T).reshape(batch, frames, 3, heads, width // heads)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
-    out = mx.fast.scaled_dot_product_attention(q, k, v, scale=attention.scaling, mask=mask)
+    out = cpu_math.attention(q, k, v, attention.scaling, mask)  # MLX's fused kernel, NumPy on an x86 CPU
     return attention.out_proj(out.transpose(0, 2, 1, 3).reshape(batch, frames, width))
 
 

@@ -14,6 +14,7 @@ import mlx.nn as nn
 from mlx_audio.stt.models.wav2vec.wav2vec import ModelConfig as Wav2Vec2Config
 from mlx_audio.stt.models.wav2vec.wav2vec import Wav2Vec2Model
 
+from ... import cpu_math
 from ...masking import conv_output_lengths, length_mask, masked_mean
 from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_config
 from .encoder import encoder_layer, fuse_qkv
@@ -81,6 +82,8 @@ class Model(LanguageIdModel):
         self.wav2vec2.encoder.pos_conv_embed.conv = nn.Conv1d(
             width, width, kernel, padding=kernel // 2, groups=config.num_conv_pos_embedding_groups
         )
+        for layer in self.wav2vec2.encoder.layers:  # the same (parameter-free) GELU, NumPy's on an x86 CPU
+            layer.feed_forward.intermediate_act_fn = cpu_math.GELU()
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
 
@@ -122,7 +125,7 @@ class Model(LanguageIdModel):
                 hidden = self._masked_group_norm(hidden, layer.layer_norm, lengths)
             elif hasattr(layer, "layer_norm"):
                 hidden = layer.layer_norm(hidden)
-            hidden = nn.gelu(hidden)
+            hidden = cpu_math.gelu(hidden)
         return hidden
 
     @staticmethod
@@ -138,7 +141,7 @@ class Model(LanguageIdModel):
         encoder = self.wav2vec2.encoder
         hidden = hidden * frame_mask[:, :, None]  # padded frames must not leak into the pos conv
         position = positional_conv_as_matmul(encoder.pos_conv_embed.conv, hidden)  # see positional.py
-        hidden = hidden + nn.gelu(position)
+        hidden = hidden + cpu_math.gelu(position)
         if not self.config.do_stable_layer_norm:
             hidden = encoder.layer_norm(hidden)
         # (B, 1, 1, frames): padded keys get -inf. An additive mask in the compute dtype keeps

@@ -15,8 +15,15 @@ from typing import List, Optional, Tuple
 
 import mlx.core as mx
 from mlx_audio.stt.models.whisper.tokenizer import LANGUAGES
-from mlx_audio.stt.models.whisper.whisper import AudioEncoder, ModelDimensions, MultiHeadAttention, TextDecoder
+from mlx_audio.stt.models.whisper.whisper import (
+    AudioEncoder,
+    ModelDimensions,
+    MultiHeadAttention,
+    ResidualAttentionBlock,
+    TextDecoder,
+)
 
+from ... import cpu_math
 from ...masking import conv_output_lengths, length_mask, masked_mean
 from ..base import SINGLE_PASS_BYTES, LanguageIdModel, check_config
 from .features import N_FFT, N_FRAMES, encoder_input, frame_counts
@@ -79,18 +86,21 @@ class ModelConfig(ModelDimensions):
 
 
 class EncoderAttention(MultiHeadAttention):
-    """mlx-audio's attention, through MLX's fused kernel where `fused` (by default: on a GPU).
+    """mlx-audio's attention, without the (B, heads, 1500, 1500) scores it returns beside its output.
 
-    mlx-audio's own materialises the (B, heads, 1500, 1500) scores to return them beside its
-    output; the encoder never reads them. On a GPU the fused kernel keeps them out of memory; on
-    a CPU it is slower (0.73 s against 0.37 s for base's 8 heads at 30 s on the 2-core CPU), so
-    there the scores are made as mlx-audio makes them.
+    The encoder never reads those scores. On a GPU MLX's fused kernel keeps them out of memory;
+    on an x86 CPU NumPy computes the attention (cpu_math.py: 80 against 388 ms for base's 8 heads
+    at 30 s on the 2-core CPU); elsewhere, or with `fused=False`, it is mlx-audio's own.
+    (`fused=True` forces the first two.)
     """
 
     fused: Optional[bool] = None
 
     def qkv_attention(self, q, k, v, mask=None):
-        fused = mx.default_device() == mx.gpu if self.fused is None else self.fused
+        if self.fused is None:
+            fused = mx.default_device() == mx.gpu or cpu_math.enabled(q, k, v)
+        else:
+            fused = self.fused
         if mask is not None or not fused:
             return super().qkv_attention(q, k, v, mask)
         batch, frames, width = q.shape
@@ -99,8 +109,23 @@ class EncoderAttention(MultiHeadAttention):
         def heads(x):  # (B, frames, width) -> (B, heads, frames, head_width)
             return x.reshape(batch, -1, self.n_head, head_width).transpose(0, 2, 1, 3)
 
-        out = mx.fast.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=head_width**-0.5)
+        out = cpu_math.attention(heads(q), heads(k), heads(v), head_width**-0.5)
         return out.transpose(0, 2, 1, 3).reshape(batch, frames, width), None
+
+
+class EncoderBlock(ResidualAttentionBlock):
+    """mlx-audio's encoder block (self-attention, no mask or cache: all the encoder passes), with
+    EncoderAttention and cpu_math's GELU (NumPy's on an x86 CPU, MLX's elsewhere); same parameters."""
+
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__(n_state, n_head)
+        self.attn = EncoderAttention(n_state, n_head)
+
+    def __call__(self, x, xa=None, mask=None, kv_cache=None):
+        if xa is not None or mask is not None or kv_cache is not None:
+            raise ValueError("EncoderBlock is the encoder's: self-attention only, no mask or cache")
+        x = x + self.attn(self.attn_ln(x))[0]
+        return x + self.mlp2(cpu_math.gelu(self.mlp1(self.mlp_ln(x)))), (None, None), None
 
 
 class Model(LanguageIdModel):
@@ -112,8 +137,7 @@ class Model(LanguageIdModel):
         self.encoder = AudioEncoder(
             config.n_mels, config.n_audio_ctx, config.n_audio_state, config.n_audio_head, config.n_audio_layer, mx.float32
         )
-        for block in self.encoder.blocks:  # same parameters, the fused kernel on a GPU
-            block.attn = EncoderAttention(config.n_audio_state, config.n_audio_head)
+        self.encoder.blocks = [EncoderBlock(config.n_audio_state, config.n_audio_head) for _ in self.encoder.blocks]
         self.decoder = TextDecoder(
             config.n_vocab, config.n_text_ctx, config.n_text_state, config.n_text_head, config.n_text_layer, mx.float32
         )

@@ -1,0 +1,125 @@
+"""Attention and GELU through NumPy where MLX runs on an x86 CPU.
+
+MLX's Linux wheels vectorize none of their element-wise kernels on x86 (MLX's CPU SIMD layer
+is NEON/Accelerate only, so every op runs one float at a time), and `exp` and `erf` call
+libm's `fma` once per polynomial term. On the 2-core x86 machine here `mx.exp` runs 53 M
+values/s against NumPy's (AVX-512) 1000 M/s, so the softmax of a transformer's attention and
+its GELU dominate a forward pass: one Whisper base encoder layer (30 s, 8 heads) spends 388 of
+its ~690 ms in attention and 96 ms in GELU. Through NumPy (its BLAS and its vectorized
+kernels) they take 80 and ~25 ms, equal to MLX's to float32 rounding
+(tests/test_cpu_math.py; `benchmarks/cpu_math.py` times both).
+
+Used when MLX's default device is the CPU of an x86 machine, for float32 arrays, outside
+`mx.compile` (a traced array cannot leave MLX: the package's compiled path turns this off while
+it traces, see `tracing`). MLX_AUDIO_LID_NUMPY_CPU=0 keeps MLX's kernels, =1 uses NumPy on any
+CPU (Apple silicon's CPU kernels are NEON-vectorized, so there the default is MLX's).
+"""
+
+import contextlib
+import contextvars
+import os
+import platform
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+ENV = "MLX_AUDIO_LID_NUMPY_CPU"
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+ROWS = 512  # queries per block of attention scores (one head): 512 x 1500 floats, 3 MB
+BLOCK = 1 << 18  # values per block of GELU: its six temporaries stay in cache (21 against 37 ms on 3 M)
+_tracing = contextvars.ContextVar("mlx_audio_lid_tracing", default=False)
+
+
+@contextlib.contextmanager
+def tracing():
+    """Inside: every array may be a tracer of `mx.compile`, so everything stays in MLX."""
+    token = _tracing.set(True)
+    try:
+        yield
+    finally:
+        _tracing.reset(token)
+
+
+def enabled(*arrays: mx.array) -> bool:
+    """Whether these arrays take the NumPy path here and now."""
+    setting = os.environ.get(ENV, "").strip()
+    if setting not in ("", "0", "1"):
+        raise ValueError(f"{ENV}={setting!r}: use 0 (MLX's kernels) or 1 (NumPy on any CPU)")
+    if setting == "0" or _tracing.get() or mx.default_device() != mx.cpu:
+        return False
+    return (setting == "1" or _X86) and all(a.dtype == mx.float32 for a in arrays)
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask=None) -> mx.array:
+    """softmax(q k^T * scale + mask) v for (B, heads, frames, width) q, k, v.
+
+    As `mx.fast.scaled_dot_product_attention`; an additive float mask broadcasts over the
+    scores. Off the NumPy path it is that kernel.
+    """
+    if not enabled(q, k, v) or (mask is not None and mask.dtype != mx.float32):
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    mx.eval(q, k, v, *([] if mask is None else [mask]))
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    mask = None if mask is None else np.broadcast_to(np.asarray(mask), (*q.shape[:2], *np.asarray(mask).shape[2:]))
+    out = np.empty((*q.shape[:-1], v.shape[-1]), np.float32)
+    # One head and ROWS queries at a time: its scores stay in cache (60 against 102 ms for the
+    # whole (8, 1500, 1500) block at once), and memory stays bounded for long inputs.
+    for b, h in np.ndindex(*q.shape[:2]):
+        keys, values = np.ascontiguousarray(k[b, h].T), np.ascontiguousarray(v[b, h])
+        for start in range(0, q.shape[2], ROWS):
+            rows = slice(start, start + ROWS)
+            scores = q[b, h, rows] @ keys
+            scores *= np.float32(scale)
+            if mask is not None:
+                scores += mask[b, h, rows] if mask.shape[2] > 1 else mask[b, h, 0]
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            np.matmul(scores, values, out=out[b, h, rows])
+    return mx.array(out)
+
+
+# erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): the polynomial that MLX's CPU erf and
+# PyTorch's vectorized CPU erf both use, so GELU here is theirs to float32 rounding.
+_P, _A = 0.3275911, (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+
+
+def _gelu_numpy(x: np.ndarray) -> np.ndarray:
+    z = x * np.float32(2**-0.5)
+    t = np.abs(z)
+    t *= np.float32(_P)
+    t += 1
+    np.reciprocal(t, out=t)
+    r = t * np.float32(_A[0])
+    for a in _A[1:]:
+        r += np.float32(a)
+        r *= t
+    np.square(z, out=t)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    r *= t  # r = 1 - erf(|z|)
+    # 1 + erf(z) is 2 - r above zero and r below it
+    one_plus_erf = np.where(z >= 0, np.float32(2) - r, r)
+    one_plus_erf *= x
+    one_plus_erf *= np.float32(0.5)
+    return one_plus_erf
+
+
+def gelu(x: mx.array) -> mx.array:
+    """Exact (erf) GELU, as `nn.gelu`."""
+    if not enabled(x):
+        return nn.gelu(x)
+    mx.eval(x)
+    flat = np.asarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, BLOCK):
+        out[start : start + BLOCK] = _gelu_numpy(flat[start : start + BLOCK])
+    return mx.array(out.reshape(x.shape))
+
+
+class GELU(nn.Module):
+    """`nn.GELU()` (no parameters) through `gelu` above: a drop-in for mlx-audio's layers."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return gelu(x)
