@@ -16,11 +16,12 @@ import pstats
 import sys
 import time
 
-import mlx.core as mx
-import numpy as np
+import mlx_audio_lid as lid  # first: before anything imports mlx.core (cpu_blas.py)
 
-import mlx_audio_lid as lid
-from references import sizes
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from references import sizes  # noqa: E402
 
 from .common import machine_description, random_model
 

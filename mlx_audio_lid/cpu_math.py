@@ -9,14 +9,17 @@ its ~690 ms in attention and 96 ms in GELU. Through NumPy (its BLAS and its vect
 kernels) they take 80 and ~25 ms, equal to MLX's to float32 rounding
 (tests/test_cpu_math.py; `benchmarks/cpu_math.py` times both).
 
-Used when MLX's default device is the CPU of an x86 machine, for float32 arrays, outside
-`mx.compile` (a traced array cannot leave MLX: the package's compiled path turns this off while
-it traces, see `tracing`). MLX_AUDIO_LID_NUMPY_CPU=0 keeps MLX's kernels, =1 uses NumPy on any
-CPU (Apple silicon's CPU kernels are NEON-vectorized, so there the default is MLX's).
+Used when MLX's default device is the CPU of an x86 machine, for float32 arrays. Under MLX's
+transformations the result stays right: a traced array (`mx.compile`, `mx.vmap`) cannot leave
+MLX, so there MLX's kernel runs (the package's compiled path says so up front, see `tracing`),
+and derivatives (`mx.grad`, `mx.vjp`, `mx.jvp`) are MLX's kernel's (see `_numpy_forward`).
+MLX_AUDIO_LID_NUMPY_CPU=0 keeps MLX's kernels, =1 uses NumPy on any CPU (Apple silicon's CPU
+kernels are NEON-vectorized, so there the default is MLX's).
 """
 
 import contextlib
 import contextvars
+import functools
 import os
 import platform
 
@@ -51,6 +54,44 @@ def enabled(*arrays: mx.array) -> bool:
     return (setting == "1" or _X86) and all(a.dtype == mx.float32 for a in arrays)
 
 
+_TRACED = "during function transformations"  # MLX's refusal to evaluate a tracer
+
+
+def _numpy_forward(mlx_kernel, numpy_kernel):
+    """`numpy_kernel`'s values with `mlx_kernel`'s derivatives, and `mlx_kernel` on tracers.
+
+    Without the custom derivatives `mx.grad` would see arrays made from NumPy, constants, and
+    return zeros; without the fallback a user's `mx.compile(model)` would fail.
+    """
+
+    @mx.custom_function
+    def forward(*arrays):
+        try:
+            mx.eval(*arrays)
+        except ValueError as error:
+            if _TRACED not in str(error):
+                raise
+            return mlx_kernel(*arrays)
+        return mx.array(numpy_kernel(*(np.asarray(a) for a in arrays)))
+
+    # MLX hands a function of one argument its primal (and tangent) bare, not in a tuple
+    def listed(arrays):
+        return [arrays] if isinstance(arrays, mx.array) else list(arrays)
+
+    @forward.vjp
+    def _(primals, cotangent, output):
+        grads = mx.vjp(mlx_kernel, listed(primals), [cotangent])[1]
+        return grads[0] if isinstance(primals, mx.array) else tuple(grads)
+
+    @forward.jvp
+    def _(primals, tangents):
+        primals = listed(primals)  # an argument held constant (the mask) comes with None
+        tangents = [mx.zeros_like(p) if t is None else t for p, t in zip(primals, listed(tangents))]
+        return mx.jvp(mlx_kernel, primals, tangents)[1][0]
+
+    return forward
+
+
 def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask=None) -> mx.array:
     """softmax(q k^T * scale + mask) v for (B, heads, frames, width) q, k, v.
 
@@ -59,9 +100,20 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask=None) ->
     """
     if not enabled(q, k, v) or (mask is not None and mask.dtype != mx.float32):
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
-    mx.eval(q, k, v, *([] if mask is None else [mask]))
-    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
-    mask = None if mask is None else np.broadcast_to(np.asarray(mask), (*q.shape[:2], *np.asarray(mask).shape[2:]))
+    return _attention_function(float(scale))(q, k, v, *([] if mask is None else [mask]))
+
+
+@functools.lru_cache(maxsize=None)
+def _attention_function(scale: float):
+    def mlx_kernel(q, k, v, mask=None):
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+
+    return _numpy_forward(mlx_kernel, functools.partial(_attention_numpy, scale=scale))
+
+
+def _attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask=None, *, scale: float) -> np.ndarray:
+    if mask is not None:
+        mask = np.broadcast_to(mask, (*q.shape[:2], *mask.shape[2:]))
     out = np.empty((*q.shape[:-1], v.shape[-1]), np.float32)
     # One head and ROWS queries at a time: its scores stay in cache (60 against 102 ms for the
     # whole (8, 1500, 1500) block at once), and memory stays bounded for long inputs.
@@ -77,7 +129,7 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask=None) ->
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             np.matmul(scores, values, out=out[b, h, rows])
-    return mx.array(out)
+    return out
 
 
 # erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): the polynomial that MLX's CPU erf and
@@ -106,16 +158,20 @@ def _gelu_numpy(x: np.ndarray) -> np.ndarray:
     return one_plus_erf
 
 
-def gelu(x: mx.array) -> mx.array:
-    """Exact (erf) GELU, as `nn.gelu`."""
-    if not enabled(x):
-        return nn.gelu(x)
-    mx.eval(x)
-    flat = np.asarray(x).reshape(-1)
+def _gelu_blocks(x: np.ndarray) -> np.ndarray:
+    flat = x.reshape(-1)
     out = np.empty_like(flat)
     for start in range(0, flat.size, BLOCK):
         out[start : start + BLOCK] = _gelu_numpy(flat[start : start + BLOCK])
-    return mx.array(out.reshape(x.shape))
+    return out.reshape(x.shape)
+
+
+_gelu_function = _numpy_forward(nn.gelu, _gelu_blocks)
+
+
+def gelu(x: mx.array) -> mx.array:
+    """Exact (erf) GELU, as `nn.gelu`."""
+    return _gelu_function(x) if enabled(x) else nn.gelu(x)
 
 
 class GELU(nn.Module):

@@ -39,8 +39,20 @@ def test_profile_runs(tmp_path):
 
 
 def test_bench_whisper_reduced(tmp_path):
-    report, stdout = run_script("bench_whisper", "--batch", "2", tmp_path=tmp_path)
+    report, stdout = run_script("bench_whisper", "--batch", "2", "--quantized", tmp_path=tmp_path)
     names = {row["implementation"] for row in report["rows"]}
     assert {"MLX float32", "MLX 8-bit + float32", "faster-whisper float32 detect_language",
             "faster-whisper int8 batched"} <= names
     assert "| MLX float32 | 2 clips |" in stdout and all(float(row["median ms"]) > 0 for row in report["rows"])
+    # the same tiny network on both sides: float32 probabilities agree, the check is against CTranslate2's own run
+    assert report["agreement"]["faster-whisper float32"]["max_delta"] == 0
+    assert report["agreement"]["MLX float32"]["max_delta"] < 1e-4 and report["agreement"]["MLX float32"]["top1_agrees"]
+
+
+def test_profile_identify_splits_the_call(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.profile_identify", "--model", "ecapa", "--minutes", "0.2",
+                             "--dtype", "float32", "--repeats", "1", "--top", "5"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| network (" in result.stdout and "| everything else" in result.stdout
+    assert "Ordered by: internal time" in result.stdout

@@ -62,13 +62,32 @@ def test_when_the_numpy_path_is_taken(monkeypatch):
 
 def test_a_traced_call_stays_in_mlx(numpy_path):
     x = mx.linspace(-3, 3, 64).reshape(1, 8, 8)
-    traced = mx.compile(lambda a: cpu_math.gelu(a) + cpu_math.attention(a[None], a[None], a[None], 0.5)[0])
-    with pytest.raises(ValueError):  # MLX refuses to evaluate a tracer: the reason for tracing()
-        traced(x)
-    with cpu_math.tracing():
-        compiled = mx.compile(lambda a: cpu_math.gelu(a) + cpu_math.attention(a[None], a[None], a[None], 0.5)[0])(x)
-    eager = cpu_math.gelu(x) + cpu_math.attention(x[None], x[None], x[None], 0.5)[0]
-    np.testing.assert_allclose(np.asarray(compiled), np.asarray(eager), atol=1e-6)
+
+    def both(a):
+        return cpu_math.gelu(a) + cpu_math.attention(a[None], a[None], a[None], 0.5)[0]
+
+    eager = np.asarray(both(x))
+    # a user's compile, or vmap: MLX's kernels
+    np.testing.assert_allclose(np.asarray(mx.compile(both)(x)), eager, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(mx.vmap(both)(x[None]))[0], eager, atol=1e-6)
+    with cpu_math.tracing():  # the package's compiled path says so up front
+        np.testing.assert_allclose(np.asarray(mx.compile(both)(x)), eager, atol=1e-6)
+
+
+def test_derivatives_are_mlx_kernels(numpy_path, monkeypatch):
+    """The NumPy values are constants to MLX: without custom derivatives grad would be zero."""
+    x = mx.random.normal((1, 2, 16, 8), key=mx.random.key(1))
+    mask = mx.where(mx.arange(16) < 12, 0.0, -1e9)[None, None, None, :]
+
+    def loss(a):
+        return (cpu_math.gelu(a) * cpu_math.attention(a, a * 0.5, a + 1, 0.3, mask)).sum()
+
+    ours_grad = mx.grad(loss)(x)
+    ours_jvp = mx.jvp(loss, [x], [mx.ones_like(x)])[1][0]
+    monkeypatch.setenv(cpu_math.ENV, "0")
+    np.testing.assert_allclose(np.asarray(ours_grad), np.asarray(mx.grad(loss)(x)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours_jvp), np.asarray(mx.jvp(loss, [x], [mx.ones_like(x)])[1][0]), atol=1e-4)
+    assert float(mx.abs(ours_grad).max()) > 0.1
 
 
 @pytest.mark.parametrize("family", ["wav2vec_cls", "whisper_lid"])

@@ -187,7 +187,7 @@ class LanguageIdModel(nn.Module, abc.ABC):
             compiled = mx.compile(self.forward)
 
             def forward(*args, **kwargs):
-                with cpu_math.tracing():  # a traced array cannot go through NumPy
+                with cpu_math.tracing():  # every array a tracer: skip cpu_math's failed evaluations
                     return compiled(*args, **kwargs)
 
             object.__setattr__(self, "_compiled_forward", forward)
