@@ -120,6 +120,25 @@ def test_a_padded_batch_of_every_clip_equals_each_alone(model, alone, clips):
     np.testing.assert_allclose(batch, np.stack(list(alone.values())), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.999])  # 0.999: no segment is that sure, so the vote decides
+def test_detect_language_segments_rule_is_faster_whispers(folder, model, clips, threshold):
+    """90 s: 30 s each of German, Russian and English, three segments, faster-whisper's whole-file rule."""
+    from faster_whisper import WhisperModel
+
+    from mlx_audio_lid.models.whisper_lid import detect_language
+
+    parts = ("de_silero_60s.wav", "ru_silero_60s.wav", "en_silero_60s.wav")
+    audio = np.concatenate([clips[name][1][: 30 * 16000] for name in parts])
+    options = dict(language_detection_segments=3, language_detection_threshold=threshold)
+    expected = WhisperModel(str(folder), device="cpu", compute_type="float32").detect_language(audio, **options)
+    got = detect_language(model, audio, **options)
+    assert got[0] == expected[0] == "de"
+    assert got[1] == pytest.approx(expected[1], abs=MAX_DELTA_FLOAT32)
+    assert dict(got[2]) == pytest.approx(dict(expected[2]), abs=MAX_DELTA_FLOAT32)
+    if threshold > 0.99:  # the last segment's table, as faster-whisper returns it
+        assert got[2][0][0] == "en"
+
+
 @SLOW_ON_CPU
 def test_8bit_within_its_bound(folder, reference, clips):
     quantized = lid.load(folder, dtype="float32")
