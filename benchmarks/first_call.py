@@ -50,14 +50,20 @@ def run_child(family: str, dtype: str) -> dict:
         mx.eval(x)
         return x, mx.full((clips,), x.shape[1], dtype=mx.int32)
 
+    result = {}
+
+    def measure(name, value):  # each as it comes, on stderr: a process cut short keeps these
+        result[name] = value
+        print(f"  {family}: {name} {value:.0f}", file=sys.stderr, flush=True)
+
     x, lengths = batch(SHAPE)
     compiled = model.compiled_forward()
-    result = {"eager first ms": milliseconds(lambda: model(x, lengths)),
-              "eager steady ms": min(milliseconds(lambda: model(x, lengths)) for _ in range(3)),
-              "compiled first ms": milliseconds(lambda: compiled(x, lengths, False)),
-              "compiled steady ms": min(milliseconds(lambda: compiled(x, lengths, False)) for _ in range(3))}
+    measure("eager first ms", milliseconds(lambda: model(x, lengths)))
+    measure("eager steady ms", min(milliseconds(lambda: model(x, lengths)) for _ in range(3)))
+    measure("compiled first ms", milliseconds(lambda: compiled(x, lengths, False)))
+    measure("compiled steady ms", min(milliseconds(lambda: compiled(x, lengths, False)) for _ in range(3)))
     x, lengths = batch(NEW_SHAPE)
-    result["compiled first ms, new shape"] = milliseconds(lambda: compiled(x, lengths, False))
+    measure("compiled first ms, new shape", milliseconds(lambda: compiled(x, lengths, False)))
     result["cache files"] = len(os.listdir(os.environ["MLX_PTX_CACHE_DIR"]))
     return result
 
@@ -80,7 +86,7 @@ def main():
             environment = dict(os.environ, MLX_PTX_CACHE_DIR=cache)
             print(f"{family}: {state} kernel cache...", file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, "-m", __spec__.name, "--child", family, "--dtype", args.dtype],
-                                  env=environment, check=True, capture_output=True, text=True)
+                                  env=environment, check=True, stdout=subprocess.PIPE, text=True)
             result = json.loads(done.stdout.strip().splitlines()[-1])
             records.append(dict(result, model=family, cache=state, dtype=args.dtype))
             print(json.dumps(records[-1]), flush=True)  # as it comes: a run cut short keeps these
