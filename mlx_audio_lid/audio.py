@@ -14,13 +14,13 @@ import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import mlx.core as mx
 import numpy as np
 from mlx_audio.utils import resample_audio
 
-from .containers import ogg_is_complete, wav_declared_frames
+from .containers import ogg_damage, ogg_is_complete, wav_declared_frames
 
 SAMPLE_RATE = 16000  # Hz: every supported checkpoint was trained on 16 kHz audio
 BLOCK_SECONDS = 30.0  # decoding and resampling granularity; bounds memory for any file length
@@ -44,6 +44,7 @@ EXACT_LENGTH_FORMATS = ("wav", "flac")
 MAX_AMPLITUDE = 2.0**31
 
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, mx.array]
+PARTIAL_HINT = "(re-download or re-encode it, or pass allow_partial=True / --allow-partial to use the part that decodes)"
 MINIAUDIO_FORMATS = ("wav", "flac", "vorbis", "mp3")  # decoded by miniaudio in blocks
 # File extensions taken as audio when a folder is searched (the last ones need ffmpeg).
 AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "aac", "webm", "aiff", "aif", "caf")
@@ -154,7 +155,7 @@ class AudioStream:
         self.block_frames = max(1, int(block_seconds * SAMPLE_RATE))
         self.allow_partial = allow_partial
         self.warnings: List[str] = []
-        self._ogg_complete = True
+        self._ogg_complete, self._damage = True, None
         if isinstance(source, (str, os.PathLike)):
             self._open_path(Path(source))
         elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -184,6 +185,9 @@ class AudioStream:
             raise ValueError(f"{path} is a folder, not an audio file")
         if path.stat().st_size == 0:
             raise ValueError(f"{path}: empty file (0 bytes)")
+        before_damage = self._pages_before_damage(path)
+        if before_damage is not None:
+            return self._open_bytes(before_damage)
         import miniaudio
 
         self._path, self._data = self._encodable_name(path), None
@@ -208,6 +212,7 @@ class AudioStream:
     def _open_bytes(self, data: bytes) -> None:
         if not data:
             raise ValueError("empty audio bytes")
+        data = self._pages_before_damage(data) or data
         import miniaudio
 
         self._path, self._data = None, data
@@ -218,7 +223,26 @@ class AudioStream:
                 continue
             self._set_info(info, data)
             return
+        if self._damage:  # allow_partial, but not even the pages before the damage decode
+            raise ValueError(f"{self.name}: {self._damage}, and the pages before it hold no audio that decodes")
         self._open_other(data)
+
+    def _pages_before_damage(self, source: Union[Path, bytes]) -> Optional[bytes]:
+        """For an Ogg file whose pages break off (containers.ogg_damage), which miniaudio must not
+        see: an error, or with allow_partial the bytes of the pages before the break."""
+        if isinstance(source, bytes):
+            head = source[:4]
+        else:
+            with open(source, "rb") as file:
+                head = file.read(4)
+        damage = ogg_damage(source) if head == b"OggS" else None
+        if damage is None:
+            return None
+        at, why = damage
+        self._damage = f"the Ogg stream is damaged at byte {at} ({why})"
+        if not self.allow_partial:
+            raise ValueError(f"{self.name}: {self._damage} {PARTIAL_HINT}")
+        return (source if isinstance(source, bytes) else source.read_bytes())[:at]
 
     def _set_info(self, info, source: Union[Path, bytes]) -> None:
         """Format, rate and the frame count the container declares (miniaudio's is what it found)."""
@@ -283,6 +307,8 @@ class AudioStream:
             problem = f"the audio data is damaged after {decoded / self.rate:.2f} s ({error})"
         finally:
             stream.close()
+        if problem is None and self._damage:
+            problem = self._damage
         tolerance = 0 if self._format in EXACT_LENGTH_FORMATS else TRUNCATION_TOLERANCE_SECONDS * self.rate
         if problem is None and self.declared_frames - decoded > tolerance:
             problem = (f"truncated file: its header promises {self.declared_frames / self.rate:.2f} s "
@@ -292,8 +318,7 @@ class AudioStream:
         if problem is None:
             return
         if not self.allow_partial:
-            raise ValueError(f"{self.name}: {problem} (re-download or re-encode it, or pass allow_partial=True "
-                             "/ --allow-partial to use the part that decodes)")
+            raise ValueError(f"{self.name}: {problem} {PARTIAL_HINT}")
         self.warnings.append(f"{problem}; only the part that decodes was used")
 
     def blocks(self) -> Iterator[np.ndarray]:

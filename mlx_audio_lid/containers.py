@@ -5,7 +5,8 @@ word. These readers return what the container itself declares, for `AudioStream`
 - WAV: the `data` chunk's size over the `fmt ` chunk's block size (PCM, float and extensible
   alike; RF64 and the 0 / 0xFFFFFFFF "size unknown" placeholders of streamed WAVs give None);
 - Ogg: whether the last page is complete and carries the end-of-stream flag, which every
-  finished Ogg stream ends with (the format has no frame count in its header);
+  finished Ogg stream ends with (the format has no frame count in its header); and, before
+  miniaudio sees the file, whether its pages follow one another (`ogg_damage`);
 - FLAC (STREAMINFO) and MP3 with a Xing/Info header declare a frame count that miniaudio
   reports itself. An MP3 without that header cut at a frame boundary cannot be told from a
   shorter file.
@@ -14,8 +15,9 @@ word. These readers return what the container itself declares, for `AudioStream`
 import io
 import os
 import struct
+import zlib
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Optional, Tuple, Union
 
 OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header + segment table + body: the largest Ogg page
 OGG_END_OF_STREAM = 0x04  # header_type flag on a stream's last page
@@ -68,3 +70,52 @@ def ogg_is_complete(source: Union[Path, bytes]) -> bool:
         return False
     page_end = start + 27 + segments + sum(table)
     return page_end <= len(tail) and bool(header_type & OGG_END_OF_STREAM)
+
+
+# Ogg's page checksum is CRC-32 (polynomial 0x04C11DB7) MSB-first with no initial or final xor;
+# zlib's is the same polynomial LSB-first, so bytes and result are bit-reversed around it (C speed).
+_REVERSED_BYTES = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def ogg_checksum(page: bytes) -> int:
+    """The CRC of an Ogg page whose checksum field (bytes 22-25) is zeroed."""
+    lsb_first = zlib.crc32(page.translate(_REVERSED_BYTES), 0xFFFFFFFF) ^ 0xFFFFFFFF  # no initial xor
+    return int(f"{lsb_first:032b}"[::-1], 2)
+
+
+def ogg_damage(source: Union[Path, bytes]) -> Optional[Tuple[int, str]]:
+    """Where an Ogg file stops being a chain of whole, intact pages: (byte offset, what is wrong).
+
+    stb_vorbis (miniaudio's Vorbis decoder) checks no page checksum while it decodes, and a
+    damaged setup header crashes the process (found by the fuzzer: an Ogg file spliced with
+    another file's bytes inside its second page killed miniaudio's probe with SIGSEGV); damaged
+    audio pages decode to wrong samples without a word. So before miniaudio sees the file: each
+    page starts where the one before ends, its checksum matches, and the first stream's pages
+    are numbered one after another (pages of chained or multiplexed streams are checked, not
+    numbered). A file cut short, its last page running past the end, is left to
+    `ogg_is_complete`. None when nothing is wrong.
+    """
+    with _open(source) as file:
+        data = file.read()
+    at, serial, expected = 0, None, None
+    while at < len(data):
+        header = data[at : at + 27]
+        if len(header) < 27:
+            return None
+        if header[:4] != b"OggS" or header[4] != 0:
+            return at, "no Ogg page starts where the one before ends"
+        table = data[at + 27 : at + 27 + header[26]]
+        end = at + 27 + len(table) + sum(table)
+        if len(table) < header[26] or end > len(data):
+            return None
+        page_serial, sequence, checksum = struct.unpack("<III", header[14:26])
+        if ogg_checksum(data[at:at + 22] + bytes(4) + data[at + 26 : end]) != checksum:
+            return at, f"page {sequence}'s checksum does not match its bytes"
+        if serial is None:
+            serial, expected = page_serial, sequence
+        if page_serial == serial:
+            if sequence != expected:
+                return at, f"page {sequence} of the stream follows page {expected - 1}"
+            expected += 1
+        at = end
+    return None

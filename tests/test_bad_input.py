@@ -19,7 +19,7 @@ import soundfile
 import mlx_audio_lid as lid
 from mlx_audio_lid import audio, cli
 from mlx_audio_lid.audio import AudioStream, load_audio, resample_ratio
-from mlx_audio_lid.containers import wav_declared_frames
+from mlx_audio_lid.containers import ogg_checksum, ogg_damage, wav_declared_frames
 from mlx_audio_lid.models.wav2vec_cls import model as wav2vec_cls
 
 from references import ecapa as reference_ecapa
@@ -186,6 +186,47 @@ def test_allow_partial_uses_what_decodes_and_warns(ecapa, files, fmt):
     assert 0.5 < part.duration < whole.duration - 1
     assert len(part.warnings) == 1 and "only the part that decodes was used" in part.warnings[0]
     assert part.to_dict()["warnings"] == part.warnings
+
+
+def _ogg_pages(data: bytes):
+    """(start, end) of each Ogg page."""
+    at, pages = 0, []
+    while at < len(data):
+        table = data[at + 27 : at + 27 + data[at + 26]]
+        pages.append((at, at + 27 + len(table) + sum(table)))
+        at = pages[-1][1]
+    return pages
+
+
+def test_ogg_checksums_are_libogg_s(files):
+    data = files["ogg"].read_bytes()  # written by libsndfile through libogg
+    for start, end in _ogg_pages(data):
+        page = data[start:end]
+        assert ogg_checksum(page[:22] + bytes(4) + page[26:]) == struct.unpack("<I", page[22:26])[0]
+    assert ogg_damage(data) is None and ogg_damage(files["ogg"]) is None
+
+
+def test_an_ogg_setup_header_spliced_with_other_bytes_is_a_clear_error(files):
+    """Found by the fuzzer: such a file crashed miniaudio's probe (SIGSEGV), taking the process with it."""
+    data = files["ogg"].read_bytes()
+    start, end = _ogg_pages(data)[1]  # the comment and setup headers
+    spliced = data[: (start + end) // 2] + files["wav"].read_bytes()[1000:]
+    for allow_partial in (False, True):
+        with pytest.raises(ValueError, match=f"damaged at byte {start} \\(page 1's checksum does not match"):
+            load_audio(spliced, allow_partial=allow_partial)
+
+
+def test_a_damaged_ogg_audio_page_is_an_error_or_with_allow_partial_the_pages_before_it(ecapa, files):
+    data = bytearray(files["ogg"].read_bytes())
+    pages = _ogg_pages(bytes(data))
+    start, end = pages[len(pages) // 2]
+    data[(start + end) // 2] ^= 0x10  # one bit, in the middle of the stream: stb_vorbis would decode it quietly
+    with pytest.raises(ValueError, match=f"damaged at byte {start} .*checksum.*allow_partial"):
+        lid.identify(ecapa, bytes(data))
+    whole, part = lid.identify(ecapa, files["ogg"]), lid.identify(ecapa, bytes(data), allow_partial=True)
+    assert 0.2 < part.duration < whole.duration
+    assert len(part.warnings) == 1 and f"damaged at byte {start}" in part.warnings[0]
+    assert "only the part that decodes was used" in part.warnings[0]
 
 
 def test_a_header_the_probe_accepts_but_the_decoder_refuses_is_a_clear_error(tmp_path):
