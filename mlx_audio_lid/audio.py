@@ -230,12 +230,7 @@ class AudioStream:
     def _pages_before_damage(self, source: Union[Path, bytes]) -> Optional[bytes]:
         """For an Ogg file whose pages break off (containers.ogg_damage), which miniaudio must not
         see: an error, or with allow_partial the bytes of the pages before the break."""
-        if isinstance(source, bytes):
-            head = source[:4]
-        else:
-            with open(source, "rb") as file:
-                head = file.read(4)
-        damage = ogg_damage(source) if head == b"OggS" else None
+        damage = ogg_damage(source)
         if damage is None:
             return None
         at, why = damage

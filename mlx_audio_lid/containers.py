@@ -93,29 +93,29 @@ def ogg_damage(source: Union[Path, bytes]) -> Optional[Tuple[int, str]]:
     page starts where the one before ends, its checksum matches, and the first stream's pages
     are numbered one after another (pages of chained or multiplexed streams are checked, not
     numbered). A file cut short, its last page running past the end, is left to
-    `ogg_is_complete`. None when nothing is wrong.
+    `ogg_is_complete`. None when nothing is wrong, and for a file that is not Ogg.
     """
     with _open(source) as file:
-        data = file.read()
-    at, serial, expected = 0, None, None
-    while at < len(data):
-        header = data[at : at + 27]
-        if len(header) < 27:
-            return None
-        if header[:4] != b"OggS" or header[4] != 0:
-            return at, "no Ogg page starts where the one before ends"
-        table = data[at + 27 : at + 27 + header[26]]
-        end = at + 27 + len(table) + sum(table)
-        if len(table) < header[26] or end > len(data):
-            return None
-        page_serial, sequence, checksum = struct.unpack("<III", header[14:26])
-        if ogg_checksum(data[at:at + 22] + bytes(4) + data[at + 26 : end]) != checksum:
-            return at, f"page {sequence}'s checksum does not match its bytes"
-        if serial is None:
-            serial, expected = page_serial, sequence
-        if page_serial == serial:
-            if sequence != expected:
-                return at, f"page {sequence} of the stream follows page {expected - 1}"
-            expected += 1
-        at = end
-    return None
+        at, serial, expected = 0, None, None
+        while True:  # one page at a time: memory stays at one page for any file length
+            header = file.read(27)
+            if at == 0 and header[:4] != b"OggS":
+                return None  # not an Ogg file
+            if len(header) < 27:
+                return None  # the end, or a file cut short
+            if header[:4] != b"OggS" or header[4] != 0:
+                return at, "no Ogg page starts where the one before ends"
+            table = file.read(header[26])
+            body = file.read(sum(table))
+            if len(table) < header[26] or len(body) < sum(table):
+                return None
+            page_serial, sequence, checksum = struct.unpack("<III", header[14:26])
+            if ogg_checksum(header[:22] + bytes(4) + header[26:] + table + body) != checksum:
+                return at, f"page {sequence}'s checksum does not match its bytes"
+            if serial is None:
+                serial, expected = page_serial, sequence
+            if page_serial == serial:
+                if sequence != expected:
+                    return at, f"page {sequence} of the stream follows page {expected - 1}"
+                expected += 1
+            at += 27 + len(table) + len(body)
