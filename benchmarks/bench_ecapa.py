@@ -14,7 +14,11 @@ Ratios compare medians with SpeechBrain at the same dtype.
 import sys
 import types
 
-import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX on Linux CPUs)
+# The reference first: imported after mlx_audio_lid, its BLAS calls would bind to the BLAS that
+# mlx_audio_lid loads for MLX (cpu_blas.py), and it would not run as it does on its own.
+import torch  # noqa: F401,I001
+
+import mlx_audio_lid  # noqa: F401,E402  (before mlx.core: it puts an optimized BLAS under MLX on Linux CPUs)
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -10,10 +10,13 @@ package's runs inside its forward). Ratios compare medians with PyTorch at the s
     python -m benchmarks.bench_mms --size tiny --repeats 1  # the reduced form CI runs
 """
 
-import mlx_audio_lid  # noqa: F401  (first: it puts an optimized BLAS under MLX on Linux CPUs)
+# The reference first: imported after mlx_audio_lid, its BLAS calls would bind to the BLAS that
+# mlx_audio_lid loads for MLX (cpu_blas.py), and it would not run as it does on its own.
+import torch  # noqa: I001
+
+import mlx_audio_lid  # noqa: F401,E402  (before mlx.core: it puts an optimized BLAS under MLX on Linux CPUs)
 
 import mlx.core as mx  # noqa: E402
-import torch  # noqa: E402
 
 from mlx_audio_lid.loading import build_model  # noqa: E402
 from references import mms as ref  # noqa: E402

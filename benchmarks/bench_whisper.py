@@ -21,7 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlx_audio_lid as lid  # first: it puts an optimized BLAS under MLX on Linux CPUs
+# The reference first: imported after mlx_audio_lid, its BLAS calls would bind to the BLAS that
+# mlx_audio_lid loads for MLX (cpu_blas.py), and it would not run as it does on its own.
+import ctranslate2  # noqa: F401,I001
+
+import mlx_audio_lid as lid  # noqa: E402  (before mlx.core: it puts an optimized BLAS under MLX on Linux CPUs)
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -45,3 +45,18 @@ def test_imported_after_mlx_warns_how_to_fix():
     active, _, stderr = run_probe("import mlx.core\nimport mlx_audio_lid", {"LD_PRELOAD": ""})
     assert active == "None"
     assert "import mlx_audio_lid first" in stderr
+
+
+def test_every_candidate_here_loads_with_the_same_results():
+    """Each library cpu_blas would pick on some machine (the system OpenBLAS, the mkl wheel), forced."""
+    from mlx_audio_lid import cpu_blas
+
+    import platform
+
+    found = cpu_blas._candidates()
+    if not found and platform.machine() != "x86_64":
+        pytest.skip("no system OpenBLAS on this Linux machine, and the mkl wheel is for x86_64 only")
+    assert found, "no optimized BLAS on this Linux machine: the mkl wheel is a dependency on x86_64"
+    for path in found:
+        active, error, _ = run_probe("import mlx_audio_lid", {"MLX_AUDIO_LID_BLAS": path})
+        assert active == path and error < 1e-3
