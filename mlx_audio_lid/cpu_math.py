@@ -6,8 +6,9 @@ libm's `fma` once per polynomial term. On the 2-core x86 machine here `mx.exp` r
 values/s against NumPy's (AVX-512) 1000 M/s, so the softmax of a transformer's attention and
 its GELU dominate a forward pass: one Whisper base encoder layer (30 s, 8 heads) spends 388 of
 its ~690 ms in attention and 96 ms in GELU. Through NumPy (its BLAS and its vectorized
-kernels) they take 80 and ~25 ms, equal to MLX's to float32 rounding
-(tests/test_cpu_math.py; `benchmarks/cpu_math.py` times both).
+kernels), one head or block of 2^18 values per task on a thread pool as wide as the cores the
+process may use, they take ~50 and ~20 ms, equal to MLX's to float32 rounding
+(tests/test_cpu_math.py).
 
 Used when MLX's default device is the CPU of an x86 machine, for float32 arrays. Under MLX's
 transformations the result stays right: a traced array (`mx.compile`, `mx.vmap`) cannot leave
@@ -22,6 +23,7 @@ import contextvars
 import functools
 import os
 import platform
+from concurrent.futures import ThreadPoolExecutor
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -32,6 +34,44 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 ROWS = 512  # queries per block of attention scores (one head): 512 x 1500 floats, 3 MB
 BLOCK = 1 << 18  # values per block of GELU: its six temporaries stay in cache (21 against 37 ms on 3 M)
 _tracing = contextvars.ContextVar("mlx_audio_lid_tracing", default=False)
+# NumPy's element-wise kernels run on one core; they release the GIL, so blocks of one
+# attention or GELU run on every core the process may use. A pool of its own, made on first use.
+_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_WORKERS, thread_name_prefix="mlx_audio_lid_cpu_math")
+
+
+@functools.lru_cache(maxsize=None)
+def _numpy_blas():
+    """threadpoolctl's handle on NumPy's BLAS (not the one cpu_blas loaded for MLX)."""
+    from threadpoolctl import ThreadpoolController
+
+    from . import cpu_blas
+
+    controller = ThreadpoolController()
+    mlx_blas = os.path.realpath(cpu_blas.active) if cpu_blas.active else None
+    others = [lib["filepath"] for lib in controller.info()
+              if lib["user_api"] == "blas" and os.path.realpath(lib["filepath"]) != mlx_blas]
+    return controller.select(filepath=others)
+
+
+def _run_all(work, items) -> None:
+    """work(item) for every item, on the pool where there is more than one of each.
+
+    Meanwhile NumPy's BLAS runs one thread per call: the pool's threads are the parallelism
+    (its own threads on top took one Whisper attention from 50 to 145 ms, 2 cores).
+    """
+    items = list(items)
+    if _WORKERS == 1 or len(items) == 1:
+        for item in items:
+            work(item)
+        return
+    with _numpy_blas().limit(limits=1):
+        for _ in _pool().map(work, items):  # re-raises the first worker's exception here
+            pass
 
 
 @contextlib.contextmanager
@@ -115,9 +155,11 @@ def _attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask=None, *, 
     if mask is not None:
         mask = np.broadcast_to(mask, (*q.shape[:2], *mask.shape[2:]))
     out = np.empty((*q.shape[:-1], v.shape[-1]), np.float32)
+
     # One head and ROWS queries at a time: its scores stay in cache (60 against 102 ms for the
     # whole (8, 1500, 1500) block at once), and memory stays bounded for long inputs.
-    for b, h in np.ndindex(*q.shape[:2]):
+    def head(index):
+        b, h = index
         keys, values = np.ascontiguousarray(k[b, h].T), np.ascontiguousarray(v[b, h])
         for start in range(0, q.shape[2], ROWS):
             rows = slice(start, start + ROWS)
@@ -129,6 +171,8 @@ def _attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask=None, *, 
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             np.matmul(scores, values, out=out[b, h, rows])
+
+    _run_all(head, np.ndindex(*q.shape[:2]))
     return out
 
 
@@ -161,8 +205,11 @@ def _gelu_numpy(x: np.ndarray) -> np.ndarray:
 def _gelu_blocks(x: np.ndarray) -> np.ndarray:
     flat = x.reshape(-1)
     out = np.empty_like(flat)
-    for start in range(0, flat.size, BLOCK):
+
+    def block(start):
         out[start : start + BLOCK] = _gelu_numpy(flat[start : start + BLOCK])
+
+    _run_all(block, range(0, flat.size, BLOCK))
     return out.reshape(x.shape)
 
 

@@ -15,7 +15,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from .. import cpu_math
+from .. import cpu_cache, cpu_math
 from ..audio import check_samples
 
 # The most memory one intermediate array of one clip's pass may take. Above it a single pass
@@ -48,6 +48,7 @@ class LanguageIdModel(nn.Module, abc.ABC):
         if cls.__abstractmethods__:
             missing = ", ".join(sorted(cls.__abstractmethods__))
             raise TypeError(f"{cls.__name__} does not implement the model contract's {missing}")
+        cpu_cache.install()  # with the first model: importing the package leaves MLX's settings alone
         return super().__new__(cls, *args, **kwargs)
 
     @property

@@ -128,13 +128,28 @@ class EncoderBlock(ResidualAttentionBlock):
         return x + self.mlp2(cpu_math.gelu(self.mlp1(self.mlp_ln(x)))), (None, None), None
 
 
+class Encoder(AudioEncoder):
+    """mlx-audio's audio encoder with cpu_math's GELU after its two convolutions too (on 30 s of
+    base, MLX's x86 CPU GELU took ~75 of the stem's 83 ms); same parameters, same blocks."""
+
+    def __call__(self, x):
+        x = cpu_math.gelu(self.conv1(x))
+        x = cpu_math.gelu(self.conv2(x))
+        if x.shape[1:] != self._positional_embedding.shape:
+            raise ValueError(f"encoder input of {x.shape[1]} frames; Whisper's encoder reads {self._positional_embedding.shape[0]}")
+        x = x + self._positional_embedding
+        for block in self.blocks:
+            x = block(x)[0]
+        return self.ln_post(x)
+
+
 class Model(LanguageIdModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self._labels = list(config.languages)
         # Built in float32; `_sync_buffers` keeps the two non-parameter arrays in the weights' dtype.
-        self.encoder = AudioEncoder(
+        self.encoder = Encoder(
             config.n_mels, config.n_audio_ctx, config.n_audio_state, config.n_audio_head, config.n_audio_layer, mx.float32
         )
         self.encoder.blocks = [EncoderBlock(config.n_audio_state, config.n_audio_head) for _ in self.encoder.blocks]
