@@ -202,3 +202,22 @@ def test_convert_from_ctranslate2_verifies_and_mlx_audio_loads_it(folders, tmp_p
     assert (logits(ours, clips[:2]).argmax(1) == logits(lid.load(folders["ctranslate2"]), clips[:2]).argmax(1)).all()
     quantized = {k for k, v in tree_flatten(ours.parameters()) if v.dtype == mx.uint32}
     assert "encoder.blocks.0.attn.query.weight" in quantized and "encoder.conv1.weight" not in quantized
+
+
+def test_language_query_cross_attention_is_mlx_audios_for_one_query():
+    """Without keys and values (one query per clip) it gives mlx-audio's cross-attention to float32 rounding."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_audio.stt.models.whisper.whisper import MultiHeadAttention
+
+    from mlx_audio_lid.models.whisper_lid.model import LanguageQueryCrossAttention
+
+    mx.random.seed(3)
+    plain, ours = MultiHeadAttention(64, 4), LanguageQueryCrossAttention(64, 4)
+    ours.load_weights(tree_flatten(plain.parameters()))
+    x, frames = mx.random.normal((3, 1, 64)), mx.random.normal((3, 1500, 64))
+    expected, got = plain(x, frames)[0], ours(x, frames)[0]
+    assert float(mx.abs(expected - got).max()) < 1e-5 * float(mx.abs(expected).max())
+    several = mx.random.normal((3, 2, 64))  # more than one query: mlx-audio's own path, keys and values returned
+    out, (keys, values), _ = ours(several, frames)
+    assert keys is not None and float(mx.abs(out - plain(several, frames)[0]).max()) == 0
