@@ -145,7 +145,7 @@ def long_recording_rows(model, recording, reference_batches, reference_name: str
         pieces = windows(recording, window, hop)
         timings[f"{reference_name}, same windows"] = timed(lambda: reference_batches(pieces, batch_size), sync, repeats)
     base = timings.get(f"{reference_name}, same windows")
-    return [{"implementation": f"{name} {dtype_name}", "case": f"{minutes:g} min recording",
+    return [{"implementation": f"{name} {dtype_name}", "case": f"{minutes:g} min recording, batches of {batch_size}",
              "median ms": f"{t['median_s'] * 1e3:.0f}", "min ms": f"{t['min_s'] * 1e3:.0f}",
              "first call ms": f"{t['first_s'] * 1e3:.0f}", "peak GB": "", "clips/s": "",
              f"x {reference_name}": f"{t['median_s'] / base['median_s']:.2f}" if base else ""}
@@ -204,6 +204,8 @@ def benchmark_arguments(description: str):
                         help="skip the compiled rows (a cold CUDA kernel cache compiles for minutes per shape)")
     parser.add_argument("--long-minutes", type=float, default=0,
                         help="also time a recording this long through identify(segments=True)")
+    parser.add_argument("--long-batches", type=lambda text: [int(v) for v in text.split(",")], default=[8],
+                        help="comma-separated batch sizes for the long recording, the same on both sides (default 8)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     return parser.parse_args()
@@ -297,6 +299,8 @@ def run_speed_benchmark(args, ours, cases: dict, clips_for, reference=None, *, h
             print(f"done: {dtype_name} {case}", file=sys.stderr, flush=True)
         if args.long_minutes:
             batches = (lambda pieces, size: reference.batches(pieces, size, dtype_name)) if reference else None
-            rows += long_recording_rows(ours, long_recording(), batches, name, dtype_name, args.long_minutes, 8,
-                                        max(1, args.repeats // 2), sync)
+            recording = long_recording()
+            for batch_size in args.long_batches:
+                rows += long_recording_rows(ours, recording, batches, name, dtype_name, args.long_minutes, batch_size,
+                                            max(1, args.repeats // 2), sync)
     write_outputs(rows, header, title, args.json, args.plot)

@@ -4,9 +4,10 @@
 # On the GPU machine, from the repository root, after staging MLX's CUDA build and the extra
 # wheels (shared/gpu/README.md; mlx-audio, speechbrain, hyperpyyaml, ruamel.yaml) and
 #     export PYTHONPATH=/tmp/site:$PWD
-# run:  bash benchmarks/gpu_suite.sh [speed|whisper|all]
-# (default all; each part fits one 10-minute device command: `speed` is issue 13's rows,
-# `whisper` is issue 11's Whisper rows and the identify profiles)
+# run:  bash benchmarks/gpu_suite.sh [speed|compiled|whisper|all]
+# (default all; each part fits one 10-minute device command: `speed` is issue 13's eager rows
+# and profiles, `compiled` the compiled path's first calls and hour, `whisper` issue 11's
+# Whisper rows and the identify profiles)
 # Writes $OUT/gpu_suite.md (every table, each under the command that made it),
 # $OUT/gpu_suite.json (every row of every step) and $OUT/gpu_suite.log (progress, stderr).
 # Steps run in order of the issue's table and each gets at most its own limit and what is left
@@ -15,7 +16,7 @@
 # gives each family its own, empty kernel cache): elsewhere a cold cache compiles for minutes.
 set -u
 PART=${1:-all}
-case $PART in speed|whisper|all) ;; *) echo "usage: $0 [speed|whisper|all]" >&2; exit 2 ;; esac
+case $PART in speed|compiled|whisper|all) ;; *) echo "usage: $0 [speed|compiled|whisper|all]" >&2; exit 2 ;; esac
 OUT=${OUT:-/tmp/gpu_suite_out}
 mkdir -p "$OUT"
 MD=$OUT/gpu_suite_$PART.md LOG=$OUT/gpu_suite_$PART.log JSON_DIR=$(mktemp -d)
@@ -61,22 +62,25 @@ PY
 ECAPA_REFERENCE=()
 $PY -c "import speechbrain" >> "$LOG" 2>&1 || ECAPA_REFERENCE=(--no-reference)
 
-if [[ $PART != whisper ]]; then
+# Where a part runs: `all` runs every part.
+part() { [[ $PART == all || $PART == "$1" ]]; }
+
+if part speed; then
 
 # Rows 1-3: MMS-LID float16 10 s x 1, 10 s x 16, and a 10-minute recording through identify.
 step "MMS-LID float16 vs PyTorch float16 (eager)" 150 \
   $PY -m benchmarks.bench_mms --torch-device cuda --dtypes float16 --cases "10 s x 1,30 s x 1,10 s x 16" \
-  --eager-only --repeats 10 --long-minutes 10 --json "$JSON_DIR/bench_mms.json"
+  --eager-only --repeats 10 --long-minutes 10 --long-batches 8,32 --json "$JSON_DIR/bench_mms.json"
 # Rows 4-6: ECAPA float16 64 x 10 s and the 10-minute identify, float16 and float32.
 step "ECAPA float16 and float32 vs SpeechBrain (eager)" 120 \
   $PY -m benchmarks.bench_ecapa --torch-device cuda --dtypes float16,float32 --cases "10 s x 1,30 s x 1,10 s x 64" \
-  --eager-only --repeats 10 --long-minutes 10 ${ECAPA_REFERENCE[@]+"${ECAPA_REFERENCE[@]}"} --json "$JSON_DIR/bench_ecapa.json"
-# Row 8: one hour through identify(segments=True), float16, eager (the default path).
-step "One hour, identify(segments=True), float16, eager" 90 \
+  --eager-only --repeats 10 --long-minutes 10 --long-batches 8,32 ${ECAPA_REFERENCE[@]+"${ECAPA_REFERENCE[@]}"} --json "$JSON_DIR/bench_ecapa.json"
+# Row 8: one hour through identify(segments=True), float16, eager (the default path), in
+# identify's default batches of 8 and in batches of 32.
+step "One hour, identify(segments=True), float16, eager" 60 \
   $PY -m benchmarks.long_recording --ecapa-minutes 60 --mms-minutes 60 --dtype float16
-# Row 7: first call of the compiled path, cold and warm kernel cache, any shape.
-step "First call: eager and compiled, cold and warm kernel cache" 200 \
-  $PY -m benchmarks.first_call --models ecapa mms --dtype float16 --json "$JSON_DIR/first_call.json"
+step "One hour, identify(segments=True, batch_size=32), float16, eager" 60 \
+  $PY -m benchmarks.long_recording --ecapa-minutes 60 --mms-minutes 60 --dtype float16 --batch 32
 # What limits now: per-stage profiles (eager only).
 step "Profile: MMS-LID 1 x 10 s float16" 40 \
   $PY -m benchmarks.profile_models --model mms --batch 1 --seconds 10 --dtype float16 --repeats 5 --eager-only
@@ -84,6 +88,12 @@ step "Profile: MMS-LID 16 x 10 s float16" 40 \
   $PY -m benchmarks.profile_models --model mms --batch 16 --seconds 10 --dtype float16 --repeats 5 --eager-only
 step "Profile: ECAPA 1 x 10 s float16" 30 \
   $PY -m benchmarks.profile_models --model ecapa --batch 1 --seconds 10 --dtype float16 --repeats 5 --eager-only
+fi
+
+if part compiled; then
+# Row 7: first call of the compiled path, cold and warm kernel cache, any shape.
+step "First call: eager and compiled, cold and warm kernel cache" 200 \
+  $PY -m benchmarks.first_call --models ecapa mms --dtype float16 --json "$JSON_DIR/first_call.json"
 
 # Whether identify should compile by default: the same hour through the compiled forward
 # (its kernel cache is the package's default folder, warm from the steps above for the shared kernels).
@@ -91,7 +101,7 @@ step "One hour, identify(segments=True, compile=True), float16" 90 \
   $PY -m benchmarks.long_recording --ecapa-minutes 60 --mms-minutes 60 --dtype float16 --compile
 fi
 
-if [[ $PART != speed ]]; then
+if part whisper; then
 # CTranslate2's CUDA build dlopens libcublas.so.12, its one CUDA library beside the driver; this
 # machine has CUDA 13's cuBLAS. The seven cuBLAS entry points it calls (cublasCreate_v2,
 # cublasGemmEx, cublasGemmStridedBatchedEx, ...) keep their signatures in cuBLAS 13, so a link
@@ -105,7 +115,7 @@ if [[ -n $CUBLAS13 ]]; then
   export LD_LIBRARY_PATH=$SHIM:$(dirname "$CUBLAS13")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   echo "cuBLAS 13 as libcublas.so.12 for CTranslate2: $CUBLAS13" >> "$LOG"
 fi
-step "Whisper base size (random weights), MLX vs faster-whisper detect_language" 240 \
+step "Whisper base size (random weights), MLX vs faster-whisper detect_language" 330 \
   $PY -m benchmarks.bench_whisper --size base-random --gpu --repeats 5 --batch 16 --json "$JSON_DIR/bench_whisper.json"
 step "Profile: ECAPA identify of 10 minutes, float16" 60 \
   $PY -m benchmarks.profile_identify --model ecapa --minutes 10 --dtype float16

@@ -63,7 +63,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_family(family: str, path: str, dtype: str, compile: bool = False) -> dict:
+def run_family(family: str, path: str, dtype: str, compile: bool = False, batch: int = 8) -> dict:
     """In a fresh process: build the model, run the file, report time and memory as JSON."""
     import mlx_audio_lid as lid  # first: on Linux it puts an optimized BLAS under MLX's CPU build
 
@@ -77,7 +77,7 @@ def run_family(family: str, path: str, dtype: str, compile: bool = False) -> dic
     weight_mb = sum(v.nbytes for _, v in tree_flatten(model.parameters())) / 2**20
     after_load = rss_mb()
     started = time.perf_counter()
-    prediction = lid.identify(model, path, segments=True, batch_size=8, compile=compile,
+    prediction = lid.identify(model, path, segments=True, batch_size=batch, compile=compile,
                               vad="energy")  # synthetic speech: Silero finds none
     seconds = time.perf_counter() - started
     return {
@@ -95,11 +95,12 @@ def main():
     parser.add_argument("--mms-minutes", type=int, nargs="*", default=[120], help="recording lengths to run")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     parser.add_argument("--compile", action="store_true", help="identify(compile=True): the compiled forward")
+    parser.add_argument("--batch", type=int, default=8, help="identify's batch_size (windows per forward pass)")
     parser.add_argument("--child", choices=["ecapa", "mms"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_family(args.child, args.path, args.dtype, args.compile)))
+        print(json.dumps(run_family(args.child, args.path, args.dtype, args.compile, args.batch)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="long_recording_"))
@@ -112,13 +113,13 @@ def main():
         load = os.getloadavg()[0]
         print(f"{family}: {minutes} min recording ({path.stat().st_size / 2**20:.0f} MB WAV)...", file=sys.stderr)
         done = subprocess.run([sys.executable, "-m", __spec__.name, "--child", family, "--path", str(path),
-                               "--dtype", args.dtype] + (["--compile"] if args.compile else []),
+                               "--dtype", args.dtype, "--batch", str(args.batch)] + (["--compile"] if args.compile else []),
                               check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         name = "ECAPA-TDNN (VoxLingua107 size)" if family == "ecapa" else "MMS-LID-256 size"
         rows.append([
             name, f"{result['duration'] / 60:.0f} min", f"{result['speech'] / 60:.1f} min",
-            f"{result['seconds']:.0f} s", f"{result['duration'] / result['seconds']:.1f}x",
+            f"{result['seconds']:.1f} s", f"{result['duration'] / result['seconds']:.1f}x",
             result["segments"], f"{result['weights_mb']:.0f} MB", f"{result['after_load_mb']:.0f} MB",
             f"{result['peak_mb']:.0f} MB", f"{result['mlx_peak_mb']:.0f} MB", f"{load:.1f} / {os.getloadavg()[0]:.1f}",
         ])
@@ -128,7 +129,7 @@ def main():
             notes.append(f"{name} ran on {minutes} min, not 2 hours: at {result['duration'] / result['seconds']:.2f}x "
                          f"real time on this machine, 2 hours would take about {hours:.1f} h.")
     print(f"Machine: {machine_description()}\n")
-    print(markdown_table([f"model (random weights, {args.dtype}{', compiled' if args.compile else ''})", "recording", "sound (VAD)", "wall time",
+    print(markdown_table([f"model (random weights, {args.dtype}{', compiled' if args.compile else ''}, batch {args.batch})", "recording", "sound (VAD)", "wall time",
                           "x real time", "segments", "weights", "RSS after load", "peak RSS",
                           "MLX peak", "load avg before / after"], rows))
     for note in notes:

@@ -160,8 +160,9 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
     return buffer.getvalue()
 
 
-def same_detection(body: dict, prediction, tolerance: float = 1e-5) -> bool:
-    """A /detect-language answer equals the library's prediction (probabilities to float32 rounding)."""
+def same_detection(body: dict, prediction, tolerance: float = 1e-4) -> bool:
+    """A /detect-language answer equals the library's prediction (probabilities to float32 rounding:
+    a clip batched with others differs from it alone by up to ~1.5e-5 here)."""
     from mlx_audio_lid.serve.whisper_codes import detect_language_answer
 
     wanted = detect_language_answer(prediction)

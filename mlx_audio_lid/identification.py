@@ -57,10 +57,20 @@ def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size
                 max_samples: Optional[int] = None) -> Iterator[Tuple[object, np.ndarray]]:
     """Run model_fn(waveforms, lengths) over (key, clip) items -> (key, output row).
 
-    A few batches are pooled and sorted by length, so that little of a batch is padding.
+    A few batches are pooled and sorted by length, so that little of a batch is padding. Each
+    batch is queued on the device (`mx.async_eval`) before the previous one is read back, so the
+    host cuts, pads and builds the next batch while the device computes this one.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    pending: Optional[Tuple[List[object], mx.array]] = None  # the batch the device is computing
+
+    def read(keys: List[object], out: mx.array):
+        with MODEL_LOCK:
+            rows = np.array(out)
+        check_finite_output(rows, "this audio")
+        return zip(keys, rows)
+
     pool: List[Tuple[object, np.ndarray]] = []
     for item in chain(items, [None]):
         if item is not None:
@@ -69,10 +79,14 @@ def run_batched(model_fn, items: Iterable[Tuple[object, np.ndarray]], batch_size
             for batch in _batches(pool, batch_size, max_samples):
                 waveforms, lengths = pad_batch([clip for _, clip in batch])
                 with MODEL_LOCK:
-                    out = np.array(model_fn(waveforms, lengths).astype(mx.float32))
-                check_finite_output(out, "this audio")
-                yield from zip((key for key, _ in batch), out)
+                    out = model_fn(waveforms, lengths).astype(mx.float32)
+                    mx.async_eval(out)
+                if pending is not None:
+                    yield from read(*pending)
+                pending = ([key for key, _ in batch], out)
             pool = []
+    if pending is not None:
+        yield from read(*pending)
 
 
 def _is_one_source(audio) -> bool:
@@ -120,7 +134,7 @@ def embed(
 def _check_length(samples: int, model: LanguageIdModel) -> None:
     if samples == 0:
         raise ValueError("empty clip: no samples")
-    model.check_lengths(mx.array([samples]))  # the model's own minimum, before any window is cut
+    model.check_lengths([samples])  # the model's own minimum, before any window is cut
 
 
 def identify(

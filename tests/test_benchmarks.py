@@ -26,9 +26,10 @@ def test_bench_mms_reduced(tmp_path):
 
 
 def test_bench_ecapa_reduced_with_long_recording(tmp_path):
-    report, _ = run_script("bench_ecapa", "--no-reference", "--long-minutes", "0.2", tmp_path=tmp_path)
+    report, _ = run_script("bench_ecapa", "--no-reference", "--long-minutes", "0.2", "--long-batches", "2,8",
+                           tmp_path=tmp_path)
     cases = {row["case"] for row in report["rows"]}
-    assert cases == {"1 s x 1", "mixed 0.5-2 s x 4", "0.2 min recording"}
+    assert cases == {"1 s x 1", "mixed 0.5-2 s x 4", "0.2 min recording, batches of 2", "0.2 min recording, batches of 8"}
 
 
 def test_profile_runs(tmp_path):

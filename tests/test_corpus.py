@@ -123,9 +123,13 @@ def test_ray_engine_gives_every_file_the_row_identify_gives_it(ray_session, corp
     assert counts == {"skipped": 0, "processed": CLIPS + 1, "errors": 1}
     assert_rows_are_identify(rows, expected)
     assert pq.read_schema(next(out.glob("part-*.parquet"))).remove_metadata().equals(schema(segments=False))
-    local = tmp_path / "local.parquet"  # the same batches in one process: the very same rows
+    # The same batches in one process: the same rows, to float32 rounding. Not bit for bit: Ray's
+    # workers run their BLAS on other thread counts than this process, and OpenBLAS's sums then
+    # differ in the last bits (MKL's happened to agree).
+    local = tmp_path / "local.parquet"
     identify_corpus([str(corpus)], str(model_folder), local, batch_size=4)
-    assert rows_by_path(local) == rows
+    local_rows = rows_by_path(local)
+    assert local_rows.keys() == rows.keys() and all(close(local_rows[p], rows[p]) for p in rows)
     again = identify_corpus([str(corpus)], str(model_folder), out, engine="ray", num_workers=2)
     assert again == {"skipped": CLIPS + 1, "processed": 0, "errors": 0}  # all there: Ray is not even started
 

@@ -29,7 +29,7 @@ import speech  # noqa: E402
 
 MODEL = reference_ecapa.FIXTURES / "voxlingua107_tiny"  # a SpeechBrain folder, as published
 LIMIT_MIB = 1  # the test server's --max-upload-mb
-TOLERANCE = 1e-5  # a clip in a padded batch vs alone: float32 rounding
+TOLERANCE = 1e-4  # a clip in a padded batch vs alone: float32 rounding (measured up to 1.5e-5 with OpenBLAS, 8e-6 with MKL)
 OPTIONS = {"languages": "en,de,ru", "top_k": "3"}  # form fields of the OpenAI-style route in the load test
 
 

@@ -101,20 +101,25 @@ class LanguageIdModel(nn.Module, abc.ABC):
         return self.classify(self.embed_batch(waveforms, lengths, padded))
 
     def prepare(self, waveforms: mx.array, lengths: Optional[mx.array]) -> Tuple[mx.array, mx.array, bool]:
-        """Validate a batch (shape, lengths, minimum length) -> (waveforms, lengths, padded)."""
+        """Validate a batch (shape, lengths, minimum length) -> (waveforms, lengths, padded).
+
+        The checks read the lengths on the host: a reduction on the device would wait for every
+        kernel queued before it, and keep identify() from queueing the next batch meanwhile."""
         if waveforms.ndim != 2:
             raise ValueError(f"expected waveforms of shape (batch, samples), got {tuple(waveforms.shape)}")
         if lengths is None:
-            lengths = mx.full((waveforms.shape[0],), waveforms.shape[1], dtype=mx.int32)
-        lengths = mx.array(lengths).astype(mx.int32)
-        if lengths.shape != (waveforms.shape[0],) or int(lengths.max().item()) > waveforms.shape[1]:
-            raise ValueError(f"lengths {lengths.tolist()} do not fit waveforms of shape {tuple(waveforms.shape)}")
-        self.check_lengths(lengths)
-        return waveforms, lengths, int(lengths.min().item()) < waveforms.shape[1]
+            lengths = np.full((waveforms.shape[0],), waveforms.shape[1], dtype=np.int32)
+        host = _host_lengths(lengths)
+        if host.shape != (waveforms.shape[0],) or host.size == 0 or int(host.max()) > waveforms.shape[1]:
+            raise ValueError(f"lengths {host.tolist()} do not fit waveforms of shape {tuple(waveforms.shape)}")
+        self.check_lengths(host)
+        return waveforms, mx.array(host, dtype=mx.int32), int(host.min()) < waveforms.shape[1]
 
-    def check_lengths(self, lengths: mx.array) -> None:
+    def check_lengths(self, lengths) -> None:
+        """Each length (samples; an array or a sequence) within the model's minimum and max_samples."""
+        host = _host_lengths(lengths)
         rate = self.config.sample_rate
-        shortest, longest = int(lengths.min().item()), int(lengths.max().item())
+        shortest, longest = int(host.min()), int(host.max())
         if shortest < self.min_samples:
             raise ValueError(
                 f"clip of {shortest} samples is shorter than this model's minimum of "
@@ -225,6 +230,17 @@ class LanguageIdModel(nn.Module, abc.ABC):
         check_finite_output(values)
         order = np.argsort(-values, kind="stable")[:top_k]
         return [(self.labels[i], float(values[i])) for i in order]
+
+
+def _host_lengths(lengths) -> np.ndarray:
+    """Lengths as a host int64 array. An mx.array made from host data (pad_batch's) converts
+    without any device work; a device op here (even a cast) would wait for the whole queue."""
+    host = np.asarray(lengths)
+    if host.dtype.kind == "f" and np.all(np.mod(host, 1) == 0):
+        host = host.astype(np.int64)
+    if host.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be whole numbers of samples, got {host.tolist()}")
+    return host.astype(np.int64)
 
 
 def check_top_k(top_k) -> None:

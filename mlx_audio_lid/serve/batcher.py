@@ -130,7 +130,7 @@ class Batcher:
     def _long_enough(self, job: _Job) -> bool:
         """A clip shorter than the model's minimum fails here, before it can fail a whole batch."""
         try:
-            self.model.check_lengths(mx.array([len(job.clip)]))
+            self.model.check_lengths([len(job.clip)])
         except ValueError as error:
             job.future.set_exception(error)
             return False
