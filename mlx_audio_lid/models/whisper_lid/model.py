@@ -140,18 +140,24 @@ class LanguageQueryCrossAttention(MultiHeadAttention):
     """
 
     def __call__(self, x, xa=None, mask=None, kv_cache=None):
-        plain = isinstance(self.key, nn.Linear) and isinstance(self.value, nn.Linear) and "weight" in self.key
+        plain = isinstance(self.key, nn.Linear) and isinstance(self.value, nn.Linear)  # not QuantizedLinear
         if xa is None or mask is not None or kv_cache is not None or x.shape[1] != 1 or not plain:
             return super().__call__(x, xa, mask, kv_cache)
         batch, _, width = x.shape
         head_width = width // self.n_head
-        q = self.query(x).reshape(batch, self.n_head, 1, head_width)
+        # In float32 whatever the weights' dtype: in float16 the folded products round where
+        # keys and values would not (probabilities 1.6x further from float32's on a random base),
+        # and with one query per clip the float32 work is small.
+        f32 = mx.float32
+        q = self.query(x).astype(f32).reshape(batch, self.n_head, 1, head_width)
         rows = (self.n_head, head_width, width)  # head h's rows of a (width, width) projection
-        frames = xa[:, None]  # (B, 1, T, width)
-        scores = (q @ self.key.weight.reshape(rows)) @ frames.swapaxes(2, 3) * head_width**-0.5
-        mixed = mx.softmax(scores, axis=-1, precise=True) @ frames  # (B, heads, 1, width)
-        heads = mixed @ self.value.weight.reshape(rows).swapaxes(1, 2) + self.value.bias.reshape(self.n_head, 1, head_width)
-        return self.out(heads.transpose(0, 2, 1, 3).reshape(batch, 1, width)), (None, None), None
+        frames = xa.astype(f32)[:, None]  # (B, 1, T, width)
+        scores = (q @ self.key.weight.astype(f32).reshape(rows)) @ frames.swapaxes(2, 3) * head_width**-0.5
+        mixed = mx.softmax(scores, axis=-1) @ frames  # (B, heads, 1, width)
+        value_rows = self.value.weight.astype(f32).reshape(rows).swapaxes(1, 2)
+        heads = mixed @ value_rows + self.value.bias.astype(f32).reshape(self.n_head, 1, head_width)
+        heads = heads.astype(x.dtype).transpose(0, 2, 1, 3).reshape(batch, 1, width)
+        return self.out(heads), (None, None), None
 
 
 class Encoder(AudioEncoder):
