@@ -63,9 +63,9 @@ def scale_to_float(samples: np.ndarray) -> np.ndarray:
 
 
 def check_samples(samples: np.ndarray) -> np.ndarray:
-    if not np.isfinite(samples).all():
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0  # NaN if any is NaN: one pass for both checks
+    if not math.isfinite(peak):
         raise ValueError("audio contains NaN or infinite samples; clean or re-export it")
-    peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > MAX_AMPLITUDE:
         raise ValueError(
             f"audio samples reach {peak:.3g}: float audio should lie within [-1, 1] (integer PCM "

@@ -14,13 +14,15 @@ THRESHOLD_DB = -50.0  # frame RMS in dBFS above which a frame counts as speech
 
 def frame_levels_db(samples: np.ndarray, frame: int = FRAME) -> np.ndarray:
     """RMS level in dBFS of each frame (a short last frame is measured over its own samples)."""
-    count = -(-len(samples) // frame)
-    padded = np.zeros(count * frame, np.float32)
-    padded[: len(samples)] = samples
-    sizes = np.full(count, frame)
-    if count and len(samples) % frame:
-        sizes[-1] = len(samples) % frame
-    power = np.square(padded.reshape(count, frame), dtype=np.float64).sum(axis=1) / sizes
+    samples = np.asarray(samples, np.float32)
+    whole = len(samples) // frame
+    frames = samples[: whole * frame].reshape(whole, frame)
+    # Each frame's sum of squares in one pass, without a padded or float64 copy of the audio
+    # (those made an hour's VAD 0.4 s); 320 float32 squares sum to ~1e-6 relative, ~4e-6 dB.
+    power = np.einsum("ij,ij->i", frames, frames).astype(np.float64) / frame
+    if len(samples) % frame:
+        tail = samples[whole * frame :].astype(np.float64)
+        power = np.append(power, np.dot(tail, tail) / len(tail))
     return 10 * np.log10(np.maximum(power, 1e-20))
 
 
@@ -30,7 +32,7 @@ class _EnergyStream(VADStream):
         self.pending = np.zeros(0, np.float32)  # samples of the unfinished frame
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        samples = np.concatenate([self.pending, samples])
+        samples = np.concatenate([self.pending, samples]) if len(self.pending) else samples
         whole = len(samples) // self.vad.frame * self.vad.frame
         self.pending = samples[whole:]
         return frame_levels_db(samples[:whole], self.vad.frame) >= self.vad.threshold_db
