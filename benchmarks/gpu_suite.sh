@@ -118,8 +118,8 @@ fi
 step "Whisper base size (random weights), MLX vs faster-whisper detect_language" 330 \
   $PY -m benchmarks.bench_whisper --size base-random --gpu --repeats 5 --batch 16 --json "$JSON_DIR/bench_whisper.json"
 # What the default VAD (Silero) costs per hour beside the energy VAD the synthetic rows use.
-step "VAD cost per hour: energy, Silero on MLX (CPU and GPU)" 90 \
-  $PY -m benchmarks.vad_cost --minutes 10 --repeats 2 --devices cpu gpu
+step "VAD cost per hour: energy, Silero on MLX's GPU" 90 \
+  $PY -m benchmarks.vad_cost --minutes 10 --repeats 1 --devices gpu
 step "Profile: ECAPA identify of 10 minutes, float16" 60 \
   $PY -m benchmarks.profile_identify --model ecapa --minutes 10 --dtype float16
 step "Profile: ECAPA identify of 10 minutes, float32" 60 \
