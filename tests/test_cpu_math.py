@@ -1,4 +1,4 @@
-"""cpu_math: NumPy's attention and GELU equal MLX's, and the models give the same answers either way."""
+"""cpu_math: NumPy's attention, softmax and GELU equal MLX's, and the models give the same answers either way."""
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -45,6 +45,16 @@ def test_attention_equals_mlx_fused_kernel(numpy_path, with_mask):
     np.testing.assert_allclose(ours, theirs, atol=5e-5)
 
 
+@pytest.mark.parametrize("shape, axis", [((2, 300, 3072), 1), ((3, 7, 33), -1), ((3, 5, 2, 9), 2), ((1500,), 0)])
+def test_softmax_equals_mlx(numpy_path, shape, axis):
+    x = mx.random.normal(shape, key=mx.random.key(2)) * 4
+    if axis == 1:  # masked entries along the axis, as ECAPA's pooling gives its padded frames
+        x = mx.where(mx.arange(shape[1])[None, :, None] < shape[1] - 2, x, -mx.inf)
+    ours, theirs = np.asarray(cpu_math.softmax(x, axis)), np.asarray(mx.softmax(x, axis=axis))
+    np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(ours.sum(axis=axis), 1, atol=1e-5)
+
+
 def test_when_the_numpy_path_is_taken(monkeypatch):
     x = mx.zeros((2, 3))
     monkeypatch.setenv(cpu_math.ENV, "1")
@@ -64,7 +74,7 @@ def test_a_traced_call_stays_in_mlx(numpy_path):
     x = mx.linspace(-3, 3, 64).reshape(1, 8, 8)
 
     def both(a):
-        return cpu_math.gelu(a) + cpu_math.attention(a[None], a[None], a[None], 0.5)[0]
+        return cpu_math.gelu(a) + cpu_math.attention(a[None], a[None], a[None], 0.5)[0] + cpu_math.softmax(a, 1)
 
     eager = np.asarray(both(x))
     # a user's compile, or vmap: MLX's kernels
@@ -80,7 +90,7 @@ def test_derivatives_are_mlx_kernels(numpy_path, monkeypatch):
     mask = mx.where(mx.arange(16) < 12, 0.0, -1e9)[None, None, None, :]
 
     def loss(a):
-        return (cpu_math.gelu(a) * cpu_math.attention(a, a * 0.5, a + 1, 0.3, mask)).sum()
+        return (cpu_math.gelu(a) * cpu_math.attention(a, a * 0.5, a + 1, 0.3, mask) * cpu_math.softmax(a, 2)).sum()
 
     ours_grad = mx.grad(loss)(x)
     ours_jvp = mx.jvp(loss, [x], [mx.ones_like(x)])[1][0]
@@ -90,9 +100,9 @@ def test_derivatives_are_mlx_kernels(numpy_path, monkeypatch):
     assert float(mx.abs(ours_grad).max()) > 0.1
 
 
-@pytest.mark.parametrize("family", ["wav2vec_cls", "whisper_lid"])
+@pytest.mark.parametrize("family", ["wav2vec_cls", "whisper_lid", "ecapa_lid"])
 def test_models_give_the_same_logits_either_way(tmp_path, monkeypatch, family):
-    (variant,) = families.SOURCES[family].values()
+    variant = next(iter(families.SOURCES[family].values()))
     model = lid.load(variant(tmp_path / family))
     clips = [np.random.default_rng(i).normal(0, 0.1, 16000 * (1 + i)).astype(np.float32) for i in range(3)]
     waveforms, lengths = pad_batch(clips)
@@ -101,5 +111,6 @@ def test_models_give_the_same_logits_either_way(tmp_path, monkeypatch, family):
     monkeypatch.setenv(cpu_math.ENV, "1")
     numpy_logits = np.asarray(model(waveforms, lengths))
     compiled_logits = np.asarray(model.compiled_forward()(waveforms, lengths, True))  # traced: MLX's kernels
-    np.testing.assert_allclose(numpy_logits, mlx_logits, atol=2e-5)
-    np.testing.assert_allclose(compiled_logits, mlx_logits, atol=2e-5)
+    # float32 rounding, relative: the tiny ECAPA's log-softmax logits reach -700
+    np.testing.assert_allclose(numpy_logits, mlx_logits, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(compiled_logits, mlx_logits, rtol=1e-5, atol=2e-5)
