@@ -18,7 +18,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import mlx.core as mx
 import numpy as np
 
 from ..identification import identify
