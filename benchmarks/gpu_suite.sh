@@ -2,7 +2,7 @@
 # Issue 13's GPU rows in one run (the lent H200, ~8-9 minutes), each step from a committed module.
 #
 # On the GPU machine, from the repository root, after staging MLX's CUDA build and the extra
-# wheels (shared/gpu/README.md; mlx-audio, speechbrain, hyperpyyaml, ruamel.yaml) and
+# wheels (shared/gpu/README.md; the list is in README.md, "NVIDIA H200") and
 #     export PYTHONPATH=/tmp/site:$PWD
 # run:  bash benchmarks/gpu_suite.sh [speed|compiled|whisper|all]
 # (default all; each part fits one 10-minute device command: `speed` is issue 13's eager rows

@@ -236,9 +236,8 @@ def _host_lengths(lengths) -> np.ndarray:
     """Lengths as a host int64 array. An mx.array made from host data (pad_batch's) converts
     without any device work; a device op here (even a cast) would wait for the whole queue."""
     host = np.asarray(lengths)
-    if host.dtype.kind == "f" and np.all(np.mod(host, 1) == 0):
-        host = host.astype(np.int64)
-    if host.dtype.kind not in "iu":
+    whole = host.dtype.kind in "iu" or (host.dtype.kind == "f" and np.all(np.mod(host, 1) == 0))
+    if not whole:
         raise ValueError(f"lengths must be whole numbers of samples, got {host.tolist()}")
     return host.astype(np.int64)
 
