@@ -158,20 +158,26 @@ def _attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask=None, *, 
     out = np.empty((*q.shape[:-1], v.shape[-1]), np.float32)
 
     # One head and ROWS queries at a time: its scores stay in cache (60 against 102 ms for the
-    # whole (8, 1500, 1500) block at once), and memory stays bounded for long inputs.
+    # whole (8, 1500, 1500) block at once), and memory stays bounded for long inputs. Each head
+    # reuses one scores buffer, the scale goes into the keys (frames x width, not frames^2) and
+    # the sums divide the (rows, width) output instead of the (rows, frames) weights: Whisper
+    # base's head at 30 s, one thread, 11.4 to 7.9 ms.
     def head(index):
         b, h = index
-        keys, values = np.ascontiguousarray(k[b, h].T), np.ascontiguousarray(v[b, h])
+        keys = np.multiply(k[b, h].T, np.float32(scale), order="C")  # (width, frames)
+        values = np.ascontiguousarray(v[b, h])
+        buffer = np.empty((min(ROWS, q.shape[2]), keys.shape[1]), np.float32)
         for start in range(0, q.shape[2], ROWS):
             rows = slice(start, start + ROWS)
-            scores = q[b, h, rows] @ keys
-            scores *= np.float32(scale)
+            scores = buffer[: min(ROWS, q.shape[2] - start)]
+            np.matmul(q[b, h, rows], keys, out=scores)
             if mask is not None:
                 scores += mask[b, h, rows] if mask.shape[2] > 1 else mask[b, h, 0]
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
+            total = scores.sum(axis=-1, keepdims=True)
             np.matmul(scores, values, out=out[b, h, rows])
+            out[b, h, rows] /= total
 
     _run_all(head, np.ndindex(*q.shape[:2]))
     return out

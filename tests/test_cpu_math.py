@@ -24,14 +24,15 @@ def test_gelu_equals_mlx_over_a_wide_range(numpy_path):
     assert np.asarray(cpu_math.GELU()(x[None])).shape == (1, x.size)
 
 
+@pytest.mark.parametrize("frames", [300, 2 * cpu_math.ROWS + 76])  # one block of queries; two and a part
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_attention_equals_mlx_fused_kernel(numpy_path, with_mask):
+def test_attention_equals_mlx_fused_kernel(numpy_path, with_mask, frames):
     # q, k, v as the models make them: strided views of one stacked projection
-    qkv = mx.random.normal((2, 300, 3, 4, 32), key=mx.random.key(0)) * 2
+    qkv = mx.random.normal((2, frames, 3, 4, 32), key=mx.random.key(0)) * 2
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     mask = None
     if with_mask:  # the second clip's last 100 frames are padding
-        valid = mx.arange(300)[None, :] < mx.array([[300], [200]])
+        valid = mx.arange(frames)[None, :] < mx.array([[frames], [frames - 100]])
         mask = mx.where(valid, 0.0, -mx.inf)[:, None, None, :]
     ours = np.asarray(cpu_math.attention(q, k, v, 32**-0.5, mask))
     theirs = np.asarray(mx.fast.scaled_dot_product_attention(q, k, v, scale=32**-0.5, mask=mask))

@@ -243,3 +243,19 @@ def test_language_query_cross_attention_in_float16_is_no_worse_than_keys_and_val
     ours_error = float(mx.abs(got.astype(mx.float32) - exact).max())
     plain_error = float(mx.abs(plain(half_x, half_frames)[0].astype(mx.float32) - exact).max())
     assert ours_error <= plain_error, (ours_error, plain_error)
+
+
+def test_language_logits_are_the_full_vocabularys_language_columns(folders, clips):
+    """The decoder projects onto the language tokens' rows only; with mlx-audio's own embedding
+    (all 51865 rows, as after a user's nn.quantize swaps it) classify picks the same columns."""
+    import mlx.nn as nn
+
+    model = lid.load(folders["ctranslate2"])
+    waveforms, lengths = pad_batch(clips)
+    states = model.encode_batch(waveforms, lengths)
+    projected = np.array(model.classify(states))
+    assert projected.shape == (len(clips), len(model.labels))
+    full = nn.Embedding(*model.decoder.token_embedding.weight.shape)
+    full.weight = model.decoder.token_embedding.weight
+    model.decoder.token_embedding = full
+    np.testing.assert_allclose(np.array(model.classify(states)), projected, atol=1e-5, rtol=0)
