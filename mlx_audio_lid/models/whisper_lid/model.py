@@ -173,9 +173,9 @@ class LanguageLogitsEmbedding(nn.Embedding):
     The same parameter (`decoder.token_embedding.weight`); embedding lookups are unchanged.
     """
 
-    def __init__(self, n_vocab: int, n_state: int, rows: List[int]):
+    def __init__(self, n_vocab: int, n_state: int, rows: mx.array):
         super().__init__(n_vocab, n_state)
-        self._rows = mx.array(rows)  # a leading underscore: not a parameter
+        self._rows = rows  # a leading underscore: not a parameter
 
     def as_linear(self, x: mx.array) -> mx.array:
         return x @ self.weight[self._rows].T
@@ -209,10 +209,10 @@ class Model(LanguageIdModel):
         self.decoder = TextDecoder(
             config.n_vocab, config.n_text_ctx, config.n_text_state, config.n_text_head, config.n_text_layer, mx.float32
         )
-        self.decoder.token_embedding = LanguageLogitsEmbedding(config.n_vocab, config.n_text_state, config.language_tokens)
+        self._language_tokens = mx.array(config.language_tokens)
+        self.decoder.token_embedding = LanguageLogitsEmbedding(config.n_vocab, config.n_text_state, self._language_tokens)
         for block in self.decoder.blocks:
             block.cross_attn = LanguageQueryCrossAttention(config.n_text_state, config.n_text_head)
-        self._language_tokens = mx.array(config.language_tokens)
 
     @property
     def labels(self) -> List[str]:
