@@ -5,7 +5,9 @@ Cases: one clip, and a batch of 16 clips (../shared/real/speech). Every Whisper 
 (clips are padded), so the cost per clip does not depend on its length. faster-whisper's
 `detect_language` takes one clip per call, so the batch is 16 calls; its runtime's batched form
 (features per clip, then one `model.detect_language` on the 16) is timed beside it. Ratios are
-faster-whisper `detect_language`'s median time over each row's (above 1: faster than it).
+faster-whisper `detect_language`'s median time over each row's (above 1: faster than it). The
+rows of a case are timed in interleaved rounds (common.timed_interleaved), so that the machine's
+drift over minutes falls on both sides alike.
 
     python -m benchmarks.bench_whisper          # CPU: MLX float32, 8-bit vs CTranslate2 float32, int8
     python -m benchmarks.bench_whisper --gpu    # MLX's CUDA build float16, 8-bit vs CTranslate2 CUDA float16, int8_float16
@@ -34,7 +36,7 @@ import numpy as np  # noqa: E402
 from mlx_audio_lid import quantization  # noqa: E402
 from mlx_audio_lid.identification import pad_batch  # noqa: E402
 
-from .common import machine_description, markdown_table, timed  # noqa: E402
+from .common import machine_description, markdown_table, timed_interleaved  # noqa: E402
 
 SHARED = Path(os.environ.get("MLX_AUDIO_LID_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 CACHE = Path(os.environ.get("MLX_AUDIO_LID_REAL_CACHE", Path.home() / ".cache" / "mlx-audio-lid-real"))
@@ -49,7 +51,10 @@ def arguments():
                              "both on synthetic clips")
     parser.add_argument("--speech", type=Path, default=SHARED / "real" / "speech")
     parser.add_argument("--gpu", action="store_true", help="MLX on its GPU, CTranslate2 on CUDA")
-    parser.add_argument("--repeats", type=int, default=2, help="warm calls timed, after two untimed")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds timed for the batch, after a first call and a warm-up of each row; "
+                             "each round times every row once")
+    parser.add_argument("--one-clip-repeats", type=int, default=9, help="rounds timed for one clip")
     parser.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2's intra threads (0: its default)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--quantized", action=argparse.BooleanOptionalAction, default=None,
@@ -179,14 +184,18 @@ def main():
             runs[(name + " detect_language", case)] = lambda m=model, g=group: [m.detect_language(c) for c in g]
             if len(group) > 1:
                 runs[(name + " batched", case)] = lambda m=model, g=group: batched_detect(m, g)
+    # Each case's rows interleaved (common.timed_interleaved): every ratio is of times taken in
+    # the same minutes. One clip is cheap, so it gets more rounds.
     timings = {}
-    for (name, case), run in runs.items():
-        print(f"  timing {name} on {case}", file=sys.stderr, flush=True)
-        try:
-            timings[(name, case)] = timed(run, repeats=args.repeats)
-        except RuntimeError as error:  # CTranslate2 loads without its CUDA libraries and fails at the first call
-            if not name.startswith("faster-whisper"):
-                raise
+    for case in cases:
+        rounds = args.repeats if len(cases[case]) > 1 else args.one_clip_repeats
+        got, errors = timed_interleaved(
+            {key: run for key, run in runs.items() if key[1] == case}, rounds,
+            # CTranslate2 loads without its CUDA libraries and fails at the first call
+            tolerate=lambda key, error: key[0].startswith("faster-whisper") and isinstance(error, RuntimeError),
+            log=lambda line, case=case: print(f"  {case}: {line}", file=sys.stderr, flush=True))
+        timings.update(got)
+        for (name, _), error in errors.items():
             failed[name.split(" detect_language")[0].split(" batched")[0]] = f"{type(error).__name__}: {error}"
     agreement = probability_deltas(ours_models, references, clips[0])
     baselines = [n for n, _ in timings if n.endswith("detect_language")]
@@ -199,7 +208,8 @@ def main():
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     title = f"Whisper {args.size} language ID on {'GPU' if args.gpu else 'CPU'}: MLX vs faster-whisper (CTranslate2)"
     print(f"{title}\n\nMachine: {machine_description()}; load average {load[0]:.1f} at the end; "
-          f"CTranslate2 intra threads {args.cpu_threads or 'default'}\n")
+          f"CTranslate2 intra threads {args.cpu_threads or 'default'}; rows of a case timed interleaved, "
+          f"{args.one_clip_repeats} rounds for 1 clip and {args.repeats} for {args.batch} after a first call and a warm-up\n")
     header = ["implementation", "case", "median ms", "min ms", "first call ms", "clips/s"]
     header += [f"x {b.replace(' detect_language', '')}" for b in dict.fromkeys(baselines)]
     print(markdown_table(header, rows))

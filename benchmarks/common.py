@@ -67,6 +67,49 @@ def timed(run, sync=lambda: None, repeats: int = 5) -> dict:
     return {"first_s": first, "median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
 
 
+def timed_interleaved(runs: dict, repeats: int, sync=lambda: None, tolerate=lambda key, error: False, log=None):
+    """key -> `timed`'s dict for runs that are compared with each other, and key -> the error
+    that dropped a run (only where `tolerate(key, error)`; anything else is raised).
+
+    Each run's first call and one warm-up, one run after another; then `repeats` rounds that
+    time every run once, in reverse order every other round. Timed one run after another
+    instead, a run's median is the machine's state during its own minutes: on the 2-core CPU
+    here that drifts 10-20 % over a benchmark (the same code measured 0.88 and 1.23 of
+    faster-whisper in two runs), and falls on whichever side ran then. Interleaved, every
+    round meets the drift on every side, and the ratio of medians is a ratio in one state.
+    """
+    import statistics
+    import time
+
+    def call(run):
+        start = time.perf_counter()
+        run()
+        sync()
+        return time.perf_counter() - start
+
+    firsts, failed = {}, {}
+    for key, run in runs.items():
+        if log:
+            log(f"first calls of {key}")
+        try:
+            firsts[key] = call(run)
+            call(run)  # the warm-up: some backends finish tuning on the second call
+        except Exception as error:
+            if not tolerate(key, error):
+                raise
+            failed[key] = error
+    keys = list(firsts)
+    times = {key: [] for key in keys}
+    for round_ in range(repeats):
+        if log:
+            log(f"round {round_ + 1} of {repeats}")
+        for key in keys if round_ % 2 == 0 else reversed(keys):
+            times[key].append(call(runs[key]))
+    timings = {key: {"first_s": firsts[key], "median_s": statistics.median(t), "min_s": min(t), "repeats": repeats}
+               for key, t in times.items()}
+    return timings, failed
+
+
 def mlx_peak_memory(run) -> float:
     """Peak MLX memory (GB) during one call of `run`."""
     import mlx.core as mx

@@ -59,7 +59,7 @@ fi
 
 if part whisper; then
   step "Whisper base (real weights, recorded speech), MLX vs faster-whisper detect_language" \
-    $PY -m benchmarks.bench_whisper --repeats 2 --json "$JSON_DIR/bench_whisper.json"
+    $PY -m benchmarks.bench_whisper --repeats 3 --json "$JSON_DIR/bench_whisper.json"
 fi
 
 $PY - "$JSON_DIR" "$OUT/cpu_suite_$PART.json" <<'PY'

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,3 +59,21 @@ def test_profile_identify_splits_the_call(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| network (" in result.stdout and "| everything else" in result.stdout
     assert "Ordered by: internal time" in result.stdout
+
+
+def test_timed_interleaved_alternates_rounds_and_drops_only_tolerated_failures():
+    from benchmarks.common import timed_interleaved
+
+    calls = []
+
+    def failing():
+        raise RuntimeError("no CUDA")
+
+    runs = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b"), "broken": failing}
+    timings, failed = timed_interleaved(runs, 3, tolerate=lambda key, error: key == "broken")
+    # first call and warm-up of each, then rounds a b / b a / a b
+    assert calls == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]
+    assert set(timings) == {"a", "b"} and timings["a"]["repeats"] == 3
+    assert isinstance(failed["broken"], RuntimeError)
+    with pytest.raises(RuntimeError, match="no CUDA"):
+        timed_interleaved(runs, 1)
