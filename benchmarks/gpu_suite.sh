@@ -122,6 +122,11 @@ if [[ -n $CUBLAS13 ]]; then
 fi
 step "Whisper base size (random weights), MLX vs faster-whisper detect_language" 330 \
   $PY -m benchmarks.bench_whisper --size base-random --gpu --repeats 5 --batch 16 --json "$JSON_DIR/bench_whisper.json"
+# Where one clip's time goes (bound by the ops it runs), and 16 clips'.
+step "Profile: Whisper base 1 clip float16" 40 \
+  $PY -m benchmarks.profile_models --model whisper --batch 1 --seconds 10 --dtype float16 --repeats 10 --eager-only
+step "Profile: Whisper base 16 clips float16" 40 \
+  $PY -m benchmarks.profile_models --model whisper --batch 16 --seconds 10 --dtype float16 --repeats 10 --eager-only
 # What the default VAD (Silero) costs per hour beside the energy VAD the synthetic rows use.
 step "VAD cost per hour: energy, Silero on MLX's GPU" 90 \
   $PY -m benchmarks.vad_cost --minutes 10 --repeats 1 --devices gpu

@@ -6,6 +6,7 @@ stages removes overlap and keeps every intermediate alive.
 
     python -m benchmarks.profile_models --model mms --batch 16 --seconds 10 --dtype float16
     python -m benchmarks.profile_models --model ecapa --batch 1 --seconds 10
+    python -m benchmarks.profile_models --model whisper --batch 1 --dtype float16   # Whisper base, 30 s a clip
 """
 
 import argparse
@@ -16,6 +17,7 @@ import mlx_audio_lid  # noqa: F401  (first: an optimized BLAS under MLX on Linux
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
+from mlx_audio_lid import cpu_math  # noqa: E402
 from mlx_audio_lid.loading import DTYPES  # noqa: E402
 from mlx_audio_lid.masking import length_mask, masked_mean  # noqa: E402
 from mlx_audio_lid.models.ecapa_lid import model as ecapa_lid  # noqa: E402
@@ -92,9 +94,34 @@ def profile_ecapa(x, lengths, dtype, repeats, eager_only=False):
     return rows
 
 
+def profile_whisper(x, lengths, dtype, repeats, eager_only=False):
+    """Whisper base: every clip is 30 s to the encoder, whatever its length. One clip on a GPU is
+    bound by the ops it runs (hence the graph-building row: Python's part, nothing evaluated)."""
+    from mlx_audio_lid.models.whisper_lid.features import encoder_input
+    from mlx_audio_lid.models.whisper_lid.model import first_step
+
+    model, rows = whole_forward(sizes.whisper_base(), x, lengths, dtype, repeats, eager_only)
+    if mx.default_device() == mx.gpu:  # on an x86 CPU cpu_math evaluates as it goes: nothing to separate
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(x, lengths)  # built, never evaluated
+        rows.append(["  building its graph (Python, not evaluated)", f"{(time.perf_counter() - start) / repeats * 1e3:.2f}", "", ""])
+    features = stage(rows, "log-mel (30 s)", lambda: encoder_input(x, lengths, 80).astype(DTYPES[dtype]), repeats)
+    encoder = model.encoder
+    hidden = stage(rows, "conv stem + positions", lambda: cpu_math.gelu(encoder.conv2(cpu_math.gelu(encoder.conv1(features))))
+                   + encoder._positional_embedding, repeats)
+    stage(rows, f"encoder block (x{len(encoder.blocks)})", lambda: encoder.blocks[0](hidden)[0], repeats, len(encoder.blocks))
+    states = stage(rows, "whole encoder", lambda: model.encode_features(features), repeats)
+    tokens = mx.full((x.shape[0], 1), model.config.sot_token, dtype=mx.int32)
+    stage(rows, "decoder step: mlx-audio's decoder (folded cross-attention)",
+          lambda: model.decoder(tokens, states)[0][:, 0], repeats)
+    stage(rows, "decoder step: first_step (the model's)", lambda: first_step(model.decoder, tokens, states), repeats)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=["mms", "ecapa"], default="mms")
+    parser.add_argument("--model", choices=["mms", "ecapa", "whisper"], default="mms")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--dtype", choices=list(DTYPES), default="float32")
@@ -104,7 +131,7 @@ def main():
     samples = int(args.seconds * 16000)
     x = 0.1 * mx.random.normal((args.batch, samples))
     lengths = mx.full((args.batch,), samples, dtype=mx.int32)
-    profile = profile_mms if args.model == "mms" else profile_ecapa
+    profile = {"mms": profile_mms, "ecapa": profile_ecapa, "whisper": profile_whisper}[args.model]
     rows = profile(x, lengths, args.dtype, args.repeats, args.eager_only)
     print(f"{args.model}: {args.batch} x {args.seconds:g} s, {args.dtype}\nMachine: {machine_description()}\n")
     print(markdown_table(["stage", "ms per call", "ms in forward", "peak GB"], rows))

@@ -32,3 +32,10 @@ def tiny_ecapa() -> dict:
     """The VoxLingua107 shape at tiny widths, for the reduced benchmark runs."""
     return dict(voxlingua107_ecapa(), channels=[32, 32, 32, 32, 96], attention_channels=16, lin_neurons=24,
                 se_channels=16, classifier_lin_neurons=32)
+
+
+def whisper_base() -> dict:
+    """OpenAI Whisper base (multilingual, 74 M parameters), as whisper_lid's config."""
+    return {"model_type": "whisper_lid", "n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 512, "n_audio_head": 8,
+            "n_audio_layer": 6, "n_vocab": 51865, "n_text_ctx": 448, "n_text_state": 512, "n_text_head": 8,
+            "n_text_layer": 6}

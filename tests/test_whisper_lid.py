@@ -245,6 +245,26 @@ def test_language_query_cross_attention_in_float16_is_no_worse_than_keys_and_val
     assert ours_error <= plain_error, (ours_error, plain_error)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_first_step_is_mlx_audios_decoder_step_bit_for_bit(folders, clips, dtype):
+    """classify's one decoder step (self-attention of one token as its value projection, the
+    encoder states cast once) gives exactly what mlx-audio's decoder gives through the same
+    folded cross-attention, and it refuses more than one token."""
+    from mlx_audio_lid.models.whisper_lid.model import first_step
+
+    model = lid.load(folders["ctranslate2"], dtype=dtype)
+    waveforms, lengths = pad_batch(clips)
+    states = model.encode_batch(waveforms, lengths)
+    tokens = mx.full((len(clips), 1), model.config.sot_token, dtype=mx.int32)
+    expected = model.decoder(tokens, states)[0][:, 0]
+    got = first_step(model.decoder, tokens, states)
+    assert got.dtype == expected.dtype and got.shape == (len(clips), len(model.labels))
+    np.testing.assert_array_equal(np.array(got.astype(mx.float32)), np.array(expected.astype(mx.float32)))
+    np.testing.assert_array_equal(np.array(model.classify(states).astype(mx.float32)), np.array(expected.astype(mx.float32)))
+    with pytest.raises(ValueError, match="one token per clip"):
+        first_step(model.decoder, mx.concatenate([tokens, tokens], axis=1), states)
+
+
 def test_language_logits_are_the_full_vocabularys_language_columns(folders, clips):
     """The decoder projects onto the language tokens' rows only; with mlx-audio's own embedding
     (all 51865 rows, as after a user's nn.quantize swaps it) classify picks the same columns."""
