@@ -106,7 +106,7 @@ def profile_whisper(x, lengths, dtype, repeats, eager_only=False):
         for _ in range(repeats):
             model(x, lengths)  # built, never evaluated
         rows.append(["  building its graph (Python, not evaluated)", f"{(time.perf_counter() - start) / repeats * 1e3:.2f}", "", ""])
-    features = stage(rows, "log-mel (30 s)", lambda: encoder_input(x, lengths, 80).astype(DTYPES[dtype]), repeats)
+    features = stage(rows, "log-mel (30 s)", lambda: encoder_input(x, lengths, model.config.n_mels).astype(DTYPES[dtype]), repeats)
     encoder = model.encoder
     hidden = stage(rows, "conv stem + positions", lambda: cpu_math.gelu(encoder.conv2(cpu_math.gelu(encoder.conv1(features))))
                    + encoder._positional_embedding, repeats)

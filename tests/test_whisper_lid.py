@@ -245,14 +245,19 @@ def test_language_query_cross_attention_in_float16_is_no_worse_than_keys_and_val
     assert ours_error <= plain_error, (ours_error, plain_error)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "8-bit"])
 def test_first_step_is_mlx_audios_decoder_step_bit_for_bit(folders, clips, dtype):
     """classify's one decoder step (self-attention of one token as its value projection, the
     encoder states cast once) gives exactly what mlx-audio's decoder gives through the same
-    folded cross-attention, and it refuses more than one token."""
+    cross-attention (folded, or with quantized keys and values), and it refuses more than one token."""
     from mlx_audio_lid.models.whisper_lid.model import first_step
 
-    model = lid.load(folders["ctranslate2"], dtype=dtype)
+    from mlx_audio_lid import quantization
+
+    model = lid.load(folders["ctranslate2"], dtype="float32" if dtype == "8-bit" else dtype)
+    if dtype == "8-bit":
+        quantization.quantize(model, 8, 64)
+        assert not model.decoder.blocks[0].cross_attn.folds
     waveforms, lengths = pad_batch(clips)
     states = model.encode_batch(waveforms, lengths)
     tokens = mx.full((len(clips), 1), model.config.sot_token, dtype=mx.int32)
