@@ -250,9 +250,8 @@ def test_first_step_is_mlx_audios_decoder_step_bit_for_bit(folders, clips, dtype
     """classify's one decoder step (self-attention of one token as its value projection, the
     encoder states cast once) gives exactly what mlx-audio's decoder gives through the same
     cross-attention (folded, or with quantized keys and values), and it refuses more than one token."""
-    from mlx_audio_lid.models.whisper_lid.model import first_step
-
     from mlx_audio_lid import quantization
+    from mlx_audio_lid.models.whisper_lid.model import first_step
 
     model = lid.load(folders["ctranslate2"], dtype="float32" if dtype == "8-bit" else dtype)
     if dtype == "8-bit":
